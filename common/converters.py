@@ -1,0 +1,121 @@
+"""Tiny value converters: each takes a raw value (an env string or a YAML scalar).
+
+Each returns the parsed value or raises :class:`ValueError` whose message says
+what was expected ("expected an integer in 1..65535"); the caller adds the key
+and the source. Modelled on supervisor's ``datatypes.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_PROGRAM = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,62}")
+MAX_SECONDS = 7 * 24 * 3600.0
+
+
+def shown(value: object) -> str:
+    """``repr(value)``, cut to 80 characters so a huge value cannot flood the log."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _str(value: object, expected: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected {expected}")
+    return value
+
+
+def text(value: object) -> str:
+    """A non-empty single-line string of at most 256 characters."""
+    value = _str(value, "a string")
+    if not value.strip() or len(value) > 256 or any(c in value for c in "\r\n\0"):
+        raise ValueError("expected a non-empty single-line string of at most 256 characters")
+    return value
+
+
+def name(value: object) -> str:
+    """A name of letters, digits, ``_``, ``.`` and ``-`` (as in a hostname or label)."""
+    if not _NAME.fullmatch(_str(value, "a name")):
+        raise ValueError("expected a name of 1-63 letters, digits, '_', '.' or '-'")
+    return str(value)
+
+
+def host(value: object) -> str:
+    """An address to bind, e.g. ``127.0.0.1`` or ``0.0.0.0`` (not checked further)."""
+    if not re.fullmatch(r"[A-Za-z0-9.:_-]{1,253}", _str(value, "a host or IP address")):
+        raise ValueError("expected a host name or IP address")
+    return str(value)
+
+
+def integer(value: object, low: int, high: int) -> int:
+    """An integer in ``low..high``; strings like ``"8000"`` are parsed, booleans refused."""
+    expected = f"an integer in {low}..{high}"
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"expected {expected}")
+    try:
+        number = int(value.strip()) if isinstance(value, str) else value
+    except ValueError:
+        raise ValueError(f"expected {expected}") from None
+    if not low <= number <= high:
+        raise ValueError(f"expected {expected}")
+    return number
+
+
+def port(value: object) -> int:
+    """A TCP port number, 1..65535."""
+    return integer(value, 1, 65535)
+
+
+def positive_seconds(value: object) -> float:
+    """A finite number of seconds, greater than 0 and at most one week."""
+    expected = f"a number of seconds > 0 and <= {MAX_SECONDS:g}"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected {expected}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"expected {expected}") from None
+    if not (math.isfinite(number) and 0 < number <= MAX_SECONDS):
+        raise ValueError(f"expected {expected}")
+    return number
+
+
+def boolean(value: object) -> bool:
+    """true/false, yes/no, on/off or 1/0 in any case (YAML booleans pass through)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    raise ValueError("expected a boolean: true/false, yes/no, on/off or 1/0")
+
+
+def log_level(value: object) -> str:
+    """One of DEBUG, INFO, WARNING, ERROR, CRITICAL, in any case."""
+    if isinstance(value, str) and value.strip().upper() in LOG_LEVELS:
+        return value.strip().upper()
+    raise ValueError("expected one of " + ", ".join(LOG_LEVELS))
+
+
+def program_list(value: object) -> tuple[str, ...]:
+    """supervisord program names, as a YAML list or a comma-separated string."""
+    expected = "a non-empty list of supervisord program names (letters, digits, '_', '-')"
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"expected {expected}")
+    names = tuple(item.strip() if isinstance(item, str) else item for item in items)
+    if not all(isinstance(n, str) and _PROGRAM.fullmatch(n) for n in names):
+        raise ValueError(f"expected {expected}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"expected {expected} without duplicates")
+    return names  # type: ignore[return-value]

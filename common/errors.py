@@ -1,0 +1,18 @@
+"""Errors a program reports to the user and exits on, without a stack trace.
+
+Exception tree::
+
+    Exception
+    ├── common.config.ConfigError       -> exit 78, event config_invalid
+    └── FatalError                      -> exit 1, event crashed, message only
+        ├── common.metrics.MetricsSetupError
+        └── services.metrics_exporter.__main__.PortInUseError
+
+Any other exception escaping a program is a crash: exit 1 with its stack.
+"""
+
+from __future__ import annotations
+
+
+class FatalError(Exception):
+    """A fatal condition the user can fix (port in use, missing directory)."""

@@ -1,0 +1,119 @@
+"""The workers' loops and the stop signal every long-running program shares.
+
+SIGTERM and SIGINT request a stop: the iteration in flight finishes, then the
+loop logs ``shutting_down`` and ``shutdown_complete`` and the program exits 0.
+The wait between iterations wakes at once on a stop request, whatever
+``loop_sleep_seconds`` is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import select
+import signal
+import time
+from collections.abc import Awaitable, Callable
+
+from common import logs
+from common.config import Settings
+from common.metrics import WorkerMetrics
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+log = logging.getLogger("lifecycle")
+
+
+class StopSignal:
+    """Turns SIGTERM/SIGINT into a stop request that also wakes :meth:`sleep`.
+
+    Uses :func:`signal.set_wakeup_fd` and a pipe: the C-level handler writes a
+    byte, so a ``select`` on the pipe returns at once. Create it in the main thread.
+    """
+
+    def __init__(self) -> None:
+        self.requested: int | None = None
+        self._read_fd, write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        os.set_blocking(write_fd, False)
+        signal.set_wakeup_fd(write_fd)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = signum
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` or until a stop is requested, whichever comes first."""
+        if self.requested is None:
+            select.select([self._read_fd], [], [], seconds)
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._read_fd, 512)
+
+
+def _stopping(program: str, metrics: WorkerMetrics) -> None:
+    log.info("%s shutting down", program, extra={"event": logs.SHUTTING_DOWN})
+    metrics.set_up(False)
+    log.info("%s stopped", program, extra={"event": logs.SHUTDOWN_COMPLETE})
+
+
+def run_sync_loop(program: str, settings: Settings, run_once: Callable[[], None]) -> None:
+    """Call ``run_once()`` every ``loop_sleep_seconds`` until SIGTERM/SIGINT.
+
+    An exception from ``run_once`` is logged and counted; the loop goes on.
+    """
+    stop = StopSignal()
+    metrics = WorkerMetrics(program, settings.metrics_enabled)
+    metrics.set_up(True)
+    log.info("%s started", program, extra={"event": logs.STARTUP_SUCCESS})
+    try:
+        while stop.requested is None:
+            started = time.perf_counter()
+            failed = False
+            try:
+                run_once()
+            except Exception:
+                failed = True
+                log.exception("iteration failed", extra={"event": "iteration_failed"})
+            metrics.iteration_finished(time.perf_counter() - started, failed)
+            stop.sleep(settings.loop_sleep_seconds)
+    except BaseException:
+        metrics.set_up(False)
+        raise
+    _stopping(program, metrics)
+
+
+def run_async_loop(
+    program: str, settings: Settings, run_once: Callable[[], Awaitable[None]]
+) -> None:
+    """Await ``run_once()`` every ``loop_sleep_seconds`` in an asyncio loop until a stop."""
+    asyncio.run(_async_loop(program, settings, run_once))
+
+
+async def _async_loop(
+    program: str, settings: Settings, run_once: Callable[[], Awaitable[None]]
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop.set)
+    metrics = WorkerMetrics(program, settings.metrics_enabled)
+    metrics.set_up(True)
+    log.info("%s started", program, extra={"event": logs.STARTUP_SUCCESS})
+    try:
+        while not stop.is_set():
+            started = time.perf_counter()
+            failed = False
+            try:
+                await run_once()
+            except Exception:
+                failed = True
+                log.exception("iteration failed", extra={"event": "iteration_failed"})
+            metrics.iteration_finished(time.perf_counter() - started, failed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.loop_sleep_seconds)
+    except BaseException:
+        metrics.set_up(False)
+        raise
+    _stopping(program, metrics)

@@ -1,0 +1,1 @@
+"""``app-entrypoint``: validate settings, prepare the runtime dir, exec supervisord."""

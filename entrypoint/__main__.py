@@ -1,0 +1,91 @@
+"""The container's entrypoint (and ``make run``'s): fail fast, then become supervisord.
+
+1. Load settings; on any problem log one ``config_invalid`` line and exit 78
+   before anything starts.
+2. Refuse to start if a supervisord already answers on the runtime dir's socket
+   (emptying its metrics would corrupt a running container's counters): exit 1.
+3. Create ``runtime_dir`` (mode 0700) and empty ``runtime_dir/prometheus``.
+4. ``exec`` supervisord in the foreground with ``./supervisord.conf``, so it
+   takes over this PID (PID 1 in Docker), with ``APP_RUNTIME_DIR``,
+   ``PROMETHEUS_MULTIPROC_DIR``, ``APP_SUPERVISORD_USER`` and ``PATH`` set for
+   the config's ``%(ENV_...)s`` expansions and its programs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+from common.config import ConfigError, Problem, Settings
+from common.errors import FatalError
+from common.program import run_program
+
+SUPERVISORD_CONF = Path("supervisord.conf")
+log = logging.getLogger("entrypoint")
+
+
+def _socket_answers(path: Path) -> bool:
+    """True if something accepts connections on the unix socket ``path``."""
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def prepare_runtime_dir(settings: Settings) -> None:
+    """Create ``runtime_dir`` (0700) and an empty multiprocess dir inside it."""
+    settings.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    shutil.rmtree(settings.multiproc_dir, ignore_errors=True)
+    settings.multiproc_dir.mkdir(mode=0o700)
+
+
+def supervisord_environ(settings: Settings) -> dict[str, str]:
+    """The environment supervisord and its programs run with."""
+    bindir = os.path.dirname(sys.executable)
+    environ = dict(os.environ)
+    environ.update(
+        APP_RUNTIME_DIR=str(settings.runtime_dir),
+        PROMETHEUS_MULTIPROC_DIR=str(settings.multiproc_dir),
+        # supervisord logs CRIT "running as root" unless user= is set: name ourselves.
+        APP_SUPERVISORD_USER=str(os.getuid()),
+        PATH=bindir + os.pathsep + environ.get("PATH", os.defpath),
+    )
+    return environ
+
+
+def _main(settings: Settings) -> None:
+    if not SUPERVISORD_CONF.is_file():
+        problem = Problem("supervisord.conf", f"directory {Path.cwd()}", "file not found")
+        raise ConfigError([problem])
+    if _socket_answers(settings.supervisor_socket):
+        raise FatalError(
+            f"a supervisord already answers on {settings.supervisor_socket}; "
+            "stop it or choose another APP_RUNTIME_DIR"
+        )
+    prepare_runtime_dir(settings)
+    environ = supervisord_environ(settings)
+    supervisord = shutil.which("supervisord", path=environ["PATH"])
+    if supervisord is None:
+        raise FatalError("supervisord not found on PATH; install the project (make run)")
+    log.info("exec supervisord, runtime dir %s", settings.runtime_dir, extra={"event": "exec"})
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os.execve(supervisord, [supervisord, "--nodaemon", "-c", str(SUPERVISORD_CONF)], environ)
+
+
+def main() -> None:
+    """Console-script entry point: execs supervisord, or exits 78 (bad config) or 1."""
+    sys.exit(run_program("entrypoint", _main))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""supervisord programs: one sub-package per ``[program:x]`` block."""

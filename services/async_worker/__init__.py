@@ -1,0 +1,1 @@
+"""The asyncio worker: ``run_once`` in :mod:`services.async_worker.worker` is your work."""

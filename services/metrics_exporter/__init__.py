@@ -1,0 +1,1 @@
+"""The one HTTP endpoint of the container: /metrics (all processes), /healthz, /readyz."""

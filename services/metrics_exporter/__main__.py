@@ -1,0 +1,60 @@
+"""Run the exporter: ``app-exporter`` or ``python -m services.metrics_exporter``."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import sys
+import threading
+
+from common import logs
+from common.config import Settings
+from common.errors import FatalError
+from common.lifecycle import StopSignal
+from common.program import program_name, run_program
+from common.metrics import check_multiproc_dir
+
+PROGRAM = program_name("metrics_exporter")
+log = logging.getLogger("exporter")
+
+
+class PortInUseError(FatalError):
+    """``metrics_host:metrics_port`` is already bound by another process."""
+
+
+def _main(settings: Settings) -> None:
+    check_multiproc_dir()  # before prometheus_client is imported
+    from services.metrics_exporter.exporter import make_http_server
+
+    stop = StopSignal()
+    try:
+        server = make_http_server(settings)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            where = f"{settings.metrics_host}:{settings.metrics_port}"
+            raise PortInUseError(f"metrics_port {where} is already in use") from None
+        raise
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    log.info(
+        "serving /metrics /healthz /readyz on %s:%s",
+        settings.metrics_host,
+        settings.metrics_port,
+        extra={"event": logs.STARTUP_SUCCESS},
+    )
+    while stop.requested is None:
+        stop.sleep(3600)
+    log.info("%s shutting down", PROGRAM, extra={"event": logs.SHUTTING_DOWN})
+    server.shutdown()
+    thread.join()
+    server.server_close()
+    log.info("%s stopped", PROGRAM, extra={"event": logs.SHUTDOWN_COMPLETE})
+
+
+def main() -> None:
+    """Console-script entry point; exits 0 (stopped), 1 (crashed) or 78 (bad config)."""
+    sys.exit(run_program(PROGRAM, _main))
+
+
+if __name__ == "__main__":
+    main()

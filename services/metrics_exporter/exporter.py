@@ -1,0 +1,112 @@
+"""The exporter's WSGI app and HTTP server (stdlib ``wsgiref``, threaded).
+
+Routes:
+
+- ``GET /metrics``: every process's metrics merged by prometheus-client's
+  ``MultiProcessCollector``, plus ``app_build_info``; text or OpenMetrics format
+  and gzip as negotiated by ``prometheus_client.make_wsgi_app``. 404 when
+  ``metrics_enabled`` is false.
+- ``GET /healthz``: 200 while this process serves HTTP.
+- ``GET /readyz``: 200 when every worker is fresh, else 503; JSON body from
+  :func:`services.metrics_exporter.readiness.readiness`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from socketserver import BaseServer
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client.metrics_core import InfoMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from common.config import Settings
+from services.metrics_exporter.readiness import last_iterations, readiness
+
+log = logging.getLogger("exporter")
+StartResponse = Callable[..., Any]
+
+
+class BuildInfoCollector:
+    """Yields ``app_build_info{version,commit,env} 1`` from this process's settings.
+
+    Collected here, not written to the multiprocess directory: it is constant for
+    the container and every process shares the same settings.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._labels = {"version": settings.version, "commit": settings.commit, "env": settings.env}
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the one info metric."""
+        yield InfoMetricFamily("app_build", "Build and deployment of this container.", self._labels)
+
+
+def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def make_app(settings: Settings) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    """Build the WSGI app for ``settings`` (reads ``settings.multiproc_dir`` per request)."""
+    path = str(settings.multiproc_dir)
+    collector = MultiProcessCollector(None, path=path)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    registry.register(BuildInfoCollector(settings))
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        route = environ.get("PATH_INFO", "")
+        try:
+            if route == "/metrics" and settings.metrics_enabled:
+                return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+            if route == "/healthz":
+                return _json(start_response, "200 OK", {"status": "ok"})
+            if route == "/readyz":
+                if not settings.metrics_enabled:
+                    body = {"ready": True, "freshness": "not checked: metrics_enabled is false"}
+                    return _json(start_response, "200 OK", body)
+                last = last_iterations(collector.collect())
+                ready, report = readiness(
+                    settings.workers, last, settings.health_max_age_seconds, time.time()
+                )
+                status = "200 OK" if ready else "503 Service Unavailable"
+                return _json(start_response, status, report)
+            return _json(start_response, "404 Not Found", {"error": f"no route {route!r}"})
+        except Exception:
+            log.exception("request %s failed", route, extra={"event": "request_failed"})
+            return _json(start_response, "500 Internal Server Error", {"error": "internal error"})
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No per-request lines on stderr (they would not be JSON)."""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+class _Server(ThreadingWSGIServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log a failed connection as JSON instead of printing a traceback to stderr."""
+        log.warning("connection from %s failed", client_address, exc_info=True)
+
+
+def make_http_server(settings: Settings) -> BaseServer:
+    """Bind ``metrics_host:metrics_port``; raises :class:`OSError` if the port is taken."""
+    return make_server(
+        settings.metrics_host,
+        settings.metrics_port,
+        make_app(settings),
+        server_class=_Server,
+        handler_class=_QuietHandler,
+    )
