@@ -79,7 +79,7 @@ class Settings:
 
     @property
     def supervisor_socket(self) -> Path:
-        """supervisord's control socket, as named in ``supervisord.conf``."""
+        """Supervisord's control socket, as named in ``supervisord.conf``."""
         return self.runtime_dir / "supervisor.sock"
 
 

@@ -108,7 +108,7 @@ def log_level(value: object) -> str:
 
 
 def program_list(value: object) -> tuple[str, ...]:
-    """supervisord program names, as a YAML list or a comma-separated string."""
+    """Supervisord program names, as a YAML list or a comma-separated string."""
     expected = "a non-empty list of supervisord program names (letters, digits, '_', '-')"
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list) or not items:
@@ -118,4 +118,4 @@ def program_list(value: object) -> tuple[str, ...]:
         raise ValueError(f"expected {expected}")
     if len(set(names)) != len(names):
         raise ValueError(f"expected {expected} without duplicates")
-    return names  # type: ignore[return-value]
+    return names

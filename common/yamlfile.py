@@ -50,7 +50,9 @@ def read_config_file(
         if not isinstance(node, yaml.MappingNode):
             line = node.start_mark.line + 1
             return {}, [
-                Problem("APP_CONFIG_PATH", f"{path} line {line}", "expected a mapping of key: value")
+                Problem(
+                    "APP_CONFIG_PATH", f"{path} line {line}", "expected a mapping of key: value"
+                )
             ]
         values: FileValues = {}
         problems: list[Problem] = []

@@ -44,6 +44,8 @@ def _socket_answers(path: Path) -> bool:
 def prepare_runtime_dir(settings: Settings) -> None:
     """Create ``runtime_dir`` (0700) and an empty multiprocess dir inside it."""
     settings.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if settings.runtime_dir.stat().st_uid == os.getuid():
+        settings.runtime_dir.chmod(0o700)  # also when it existed (a tmpfs mount point)
     shutil.rmtree(settings.multiproc_dir, ignore_errors=True)
     settings.multiproc_dir.mkdir(mode=0o700)
 

@@ -29,7 +29,9 @@ def run() -> tuple[bool, dict[str, Any]]:
     ready, readyz = check_readyz(settings.metrics_host, settings.metrics_port)
     if not ready:
         not_ready = readyz.get("not_ready") if isinstance(readyz, dict) else None
-        problems.append(f"not ready: {', '.join(not_ready)}" if not_ready else f"not ready: {readyz}")
+        problems.append(
+            f"not ready: {', '.join(not_ready)}" if not_ready else f"not ready: {readyz}"
+        )
     running, processes = check_processes(SUPERVISORD_CONF, settings.runtime_dir)
     if not running:
         if isinstance(processes, str):
@@ -38,7 +40,12 @@ def run() -> tuple[bool, dict[str, Any]]:
             bad = [f"{name} is {state}" for name, state in processes.items() if state != "RUNNING"]
             problems.append("; ".join(bad) or "supervisord runs no process")
     healthy = not problems
-    return healthy, {"healthy": healthy, "problems": problems, "readyz": readyz, "processes": processes}
+    return healthy, {
+        "healthy": healthy,
+        "problems": problems,
+        "readyz": readyz,
+        "processes": processes,
+    }
 
 
 def main() -> None:

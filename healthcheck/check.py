@@ -24,11 +24,15 @@ from pathlib import Path
 from typing import Any
 
 TIMEOUT_SECONDS = 2.0
-_WILDCARD = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+# A wildcard bind address is reached on loopback.
+_WILDCARD = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
 
 
 def check_readyz(host: str, port: int) -> tuple[bool, Any]:
-    """``(ready, detail)`` from ``GET http://host:port/readyz``; ``detail`` is its JSON or an error."""
+    """``(ready, detail)`` from ``GET http://host:port/readyz``.
+
+    ``detail`` is the response's JSON, or a string saying why there is none.
+    """
     conn = http.client.HTTPConnection(_WILDCARD.get(host, host), port, timeout=TIMEOUT_SECONDS)
     try:
         conn.request("GET", "/readyz")
@@ -99,7 +103,7 @@ def check_processes(conf: Path, runtime_dir: Path) -> tuple[bool, dict[str, str]
         proxy = xmlrpc.client.ServerProxy(
             f"http://{auth}localhost/RPC2", transport=_UnixTransport(url[len("unix://") :])
         )
-        infos = proxy.supervisor.getAllProcessInfo()
+        infos: list[dict[str, Any]] = proxy.supervisor.getAllProcessInfo()  # type: ignore[assignment]
     except (OSError, KeyError, ValueError, xmlrpc.client.Error) as exc:
         return False, f"supervisord unreachable: {exc}"
     states = {f"{info['group']}:{info['name']}": str(info["statename"]) for info in infos}

@@ -11,8 +11,8 @@ from common import logs
 from common.config import Settings
 from common.errors import FatalError
 from common.lifecycle import StopSignal
-from common.program import program_name, run_program
 from common.metrics import check_multiproc_dir
+from common.program import program_name, run_program
 
 PROGRAM = program_name("metrics_exporter")
 log = logging.getLogger("exporter")
@@ -23,12 +23,12 @@ class PortInUseError(FatalError):
 
 
 def _main(settings: Settings) -> None:
-    check_multiproc_dir()  # before prometheus_client is imported
+    multiproc_dir = check_multiproc_dir()  # before prometheus_client is imported
     from services.metrics_exporter.exporter import make_http_server
 
     stop = StopSignal()
     try:
-        server = make_http_server(settings)
+        server = make_http_server(settings, multiproc_dir)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             where = f"{settings.metrics_host}:{settings.metrics_port}"

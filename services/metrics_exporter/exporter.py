@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from socketserver import BaseServer
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -50,14 +51,17 @@ class BuildInfoCollector:
 
 def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
     data = json.dumps(body).encode()
-    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    )
     return [data]
 
 
-def make_app(settings: Settings) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    """Build the WSGI app for ``settings`` (reads ``settings.multiproc_dir`` per request)."""
-    path = str(settings.multiproc_dir)
-    collector = MultiProcessCollector(None, path=path)
+def make_app(
+    settings: Settings, multiproc_dir: Path
+) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    """Build the WSGI app; every request reads the files in ``multiproc_dir`` afresh."""
+    collector = MultiProcessCollector(None, path=str(multiproc_dir))
     registry = CollectorRegistry()
     registry.register(collector)
     registry.register(BuildInfoCollector(settings))
@@ -101,12 +105,12 @@ class _Server(ThreadingWSGIServer):
         log.warning("connection from %s failed", client_address, exc_info=True)
 
 
-def make_http_server(settings: Settings) -> BaseServer:
+def make_http_server(settings: Settings, multiproc_dir: Path) -> BaseServer:
     """Bind ``metrics_host:metrics_port``; raises :class:`OSError` if the port is taken."""
     return make_server(
         settings.metrics_host,
         settings.metrics_port,
-        make_app(settings),
+        make_app(settings, multiproc_dir),
         server_class=_Server,
         handler_class=_QuietHandler,
     )

@@ -1,4 +1,4 @@
-"""Readiness: is every worker's last iteration fresh?
+"""Readiness: whether every worker's last iteration is fresh.
 
 A worker is *fresh* when ``now - app_last_iteration_timestamp_seconds`` is at
 most ``health_max_age_seconds``; *stale* when older; *missing* when it has
@@ -40,7 +40,10 @@ def readiness(
             programs[name] = {"status": "missing", "age_seconds": None}
             continue
         age = round(max(0.0, now - stamp), 3)
-        programs[name] = {"status": "fresh" if age <= max_age_seconds else "stale", "age_seconds": age}
+        programs[name] = {
+            "status": "fresh" if age <= max_age_seconds else "stale",
+            "age_seconds": age,
+        }
     not_ready = [name for name, state in programs.items() if state["status"] != "fresh"]
     report = {
         "ready": not not_ready,

@@ -1,0 +1,45 @@
+"""A supervisord plugin that makes its main loop wake every 0.1 s instead of every 1 s.
+
+supervisord's main loop waits in ``poll`` with a fixed 1 s timeout
+(``supervisord.Supervisor.runforever``), and Python retries an interrupted
+``poll`` (PEP 475), so a SIGTERM is noticed up to 1 s late; and when the last
+program's output pipe reaches EOF a moment before the kernel turns it into a
+zombie, supervisord waits another full second to reap it. Measured here with
+supervisor 4.3: SIGTERM to exit took 0.8-2.1 s. With a 0.1 s wake-up it takes
+well under 0.5 s, at the cost of ten cheap loop turns per second.
+
+supervisord loads this through its documented ``[rpcinterface:x]`` extension
+point, which calls the factory with the supervisord instance before the main
+loop starts. The factory caps the poller's timeout; the interface it returns
+adds one read-only XML-RPC method, ``fastloop.getPollInterval``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FastLoopInterface:
+    """XML-RPC namespace ``fastloop``: reports the cap in force."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+
+    def getPollInterval(self) -> float:  # noqa: N802 - XML-RPC method names are camelCase
+        """Return the longest wait of supervisord's main loop, in seconds."""
+        return self.interval
+
+
+def make_interface(supervisord: Any, **config: str) -> FastLoopInterface:
+    """Cap supervisord's poll timeout at ``poll_interval_seconds`` (default 0.1, 0.01..1)."""
+    interval = float(config.get("poll_interval_seconds", "0.1"))
+    if not 0.01 <= interval <= 1.0:
+        raise ValueError(f"poll_interval_seconds must be in 0.01..1, got {interval!r}")
+    poller = supervisord.options.poller
+    poll = poller.poll
+
+    def capped_poll(timeout: float) -> Any:
+        return poll(min(timeout, interval))
+
+    poller.poll = capped_poll
+    return FastLoopInterface(interval)

@@ -1,0 +1,1 @@
+"""The test suite: a specification of behaviour, one module per module under test."""

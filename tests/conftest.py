@@ -1,0 +1,252 @@
+"""Fixtures that start the real entrypoint + supervisord in a temp runtime dir.
+
+Every process a test starts is stopped by the pid it started (and the pids of
+that process's descendants, found through /proc), never by name, even when the
+test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+WORKERS = ("sync_worker", "async_worker")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def descendants(pid: int) -> set[int]:
+    """Pids of every living descendant of ``pid`` (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    """``(status, body)`` of a GET; HTTP errors are returned, not raised."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - test URL
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read()
+
+
+def base_env(runtime_dir: Path, port: int, **settings: str) -> dict[str, str]:
+    """A clean environment for the programs: no APP_* from outside, an empty config file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+    empty = runtime_dir.parent / "empty-config.yml"
+    empty.write_text("")
+    env.update(
+        APP_RUNTIME_DIR=str(runtime_dir),
+        APP_METRICS_PORT=str(port),
+        APP_CONFIG_PATH=str(empty),
+        PATH=str(BIN) + os.pathsep + env.get("PATH", ""),
+    )
+    env.update({"APP_" + key.upper(): value for key, value in settings.items()})
+    return env
+
+
+class Stack:
+    """``app-entrypoint`` (then supervisord, same pid) running in the background."""
+
+    def __init__(self, tmp: Path, **settings: str) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.runtime_dir = tmp / "run"
+        self.port = free_port()
+        self.env = base_env(self.runtime_dir, self.port, **settings)
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [str(BIN / "app-entrypoint")],
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._known: set[int] = set()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def url(self, path: str) -> str:
+        """``http://127.0.0.1:<port><path>``."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every stdout line so far, parsed as JSON (fails on a non-JSON line)."""
+        return [json.loads(line) for line in list(self.lines)]
+
+    def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``supervisorctl -c supervisord.conf ARGS`` from the project root."""
+        return subprocess.run(
+            [str(BIN / "supervisorctl"), "-c", "supervisord.conf", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+
+    def health(self) -> subprocess.CompletedProcess[str]:
+        """Run ``app-health`` with the stack's environment."""
+        return subprocess.run(
+            [str(BIN / "app-health")],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+
+    def pid_of(self, program: str) -> int:
+        """The pid supervisord reports for ``app:<program>`` (0 if not running)."""
+        return int(self.ctl("pid", f"app:{program}").stdout.strip() or 0)
+
+    def wait_until(self, check: Callable[[], bool], timeout: float, what: str) -> None:
+        """Poll ``check`` every 50 ms; fail the test with ``what`` after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._known |= descendants(self.proc.pid)
+            if check():
+                return
+            if self.proc.poll() is not None:
+                pytest.fail(f"entrypoint exited ({self.proc.returncode}) waiting for {what}")
+            time.sleep(0.05)
+        pytest.fail(f"timed out after {timeout} s waiting for {what}; output: {self.lines[-20:]}")
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        """Wait until /readyz answers 200 and every program is RUNNING."""
+
+        def ready() -> bool:
+            try:
+                status, _ = http_get(self.url("/readyz"), timeout=1)
+            except OSError:
+                return False
+            return status == 200 and self.ctl("status").stdout.count("RUNNING") == 3
+
+        self.wait_until(ready, timeout, "/readyz 200 and three RUNNING processes")
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 10.0) -> float:
+        """Signal supervisord and wait for it to exit; return the seconds it took."""
+        self._known |= descendants(self.proc.pid)
+        started = time.monotonic()
+        self.proc.send_signal(signum)
+        self.proc.wait(timeout)
+        return time.monotonic() - started
+
+    def leftovers(self) -> list[int]:
+        """Pids started under this stack that still live."""
+        return sorted(pid for pid in self._known if alive(pid))
+
+    def kill(self) -> None:
+        """Clean-up: SIGKILL supervisord and everything it started, if still alive."""
+        self._known |= descendants(self.proc.pid)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        for pid in self._known:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        self._reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def start_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
+    """Start stacks with ``start_stack(loop_sleep_seconds="1", ...)``; all killed at the end."""
+    stacks: list[Stack] = []
+
+    def start(**settings: str) -> Stack:
+        stack = Stack(tmp_path / f"stack{len(stacks)}", **settings)
+        stacks.append(stack)
+        return stack
+
+    yield start
+    for stack in stacks:
+        stack.kill()
+
+
+@pytest.fixture(scope="module")
+def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One ready stack (0.2 s loop) shared by a module's read-only tests."""
+    tmp = tmp_path_factory.mktemp("stack")
+    stack = Stack(tmp, loop_sleep_seconds="0.2")
+    try:
+        stack.wait_ready()
+        yield stack
+    finally:
+        stack.kill()
+
+
+def run_command(args: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a console script from the project root to completion; capture its output."""
+    return subprocess.run(
+        args, cwd=ROOT, env=dict(env), capture_output=True, text=True, timeout=20, check=False
+    )
+
+
+def run_module(
+    module: str, env: Mapping[str, str], timeout: float = 20.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m module`` to completion with ``env``; capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", module],
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

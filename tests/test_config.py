@@ -1,0 +1,170 @@
+"""Settings: precedence, validation, and errors that name key, source and expectation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common import converters as conv
+from common.config import ConfigError, Settings, load_settings, unknown_env_names
+
+
+def load(tmp_path: Path, yaml_text: str = "", **env: str) -> Settings:
+    """Load settings from ``env`` and a config file holding ``yaml_text``."""
+    path = tmp_path / "config.yml"
+    path.write_text(yaml_text)
+    return load_settings({"APP_CONFIG_PATH": str(path)} | env)
+
+
+def problems(tmp_path: Path, yaml_text: str = "", **env: str) -> list[str]:
+    """The problem strings of the ConfigError that loading must raise."""
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, yaml_text, **env)
+    return [str(p) for p in info.value.problems]
+
+
+def test_defaults_apply_when_nothing_is_set(tmp_path: Path) -> None:
+    """With no env and an empty file every key has its documented default."""
+    settings = load(tmp_path)
+    assert settings.metrics_port == 8000
+    assert settings.loop_sleep_seconds == 5.0
+    assert settings.health_max_age_seconds == 30.0
+    assert settings.metrics_enabled is True
+    assert settings.log_level == "INFO"
+    assert settings.workers == ("sync_worker", "async_worker")
+    assert settings.runtime_dir == Path(".run").absolute()
+    assert settings.sources["metrics_port"] == "default"
+
+
+def test_environment_beats_file_beats_default(tmp_path: Path) -> None:
+    """An env var overrides the YAML value, which overrides the default; sources say so."""
+    settings = load(
+        tmp_path,
+        "metrics_port: 9100\nenv: staging\n",
+        APP_METRICS_PORT="9200",
+    )
+    assert settings.metrics_port == 9200
+    assert settings.env == "staging"
+    assert settings.sources["metrics_port"] == "env APP_METRICS_PORT"
+    assert settings.sources["env"].endswith("config.yml line 2")
+    assert settings.sources["service_name"] == "default"
+
+
+def test_health_max_age_defaults_to_three_loops_at_least_30s(tmp_path: Path) -> None:
+    """health_max_age_seconds defaults to max(30, 3 x loop_sleep_seconds)."""
+    assert load(tmp_path, APP_LOOP_SLEEP_SECONDS="20").health_max_age_seconds == 60.0
+    assert load(tmp_path, APP_LOOP_SLEEP_SECONDS="2").health_max_age_seconds == 30.0
+    explicit = load(tmp_path, APP_LOOP_SLEEP_SECONDS="20", APP_HEALTH_MAX_AGE_SECONDS="5")
+    assert explicit.health_max_age_seconds == 5.0
+
+
+@pytest.mark.parametrize("value", ["0", "70000", "-1", "abc", "", "80.5"])
+def test_bad_port_names_key_source_and_expectation(tmp_path: Path, value: str) -> None:
+    """A port outside 1..65535 or not an integer is refused with a precise message."""
+    [problem] = problems(tmp_path, APP_METRICS_PORT=value)
+    assert problem == (
+        f"metrics_port (env APP_METRICS_PORT): expected an integer in 1..65535, got {value!r}"
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "-inf", "soon", "1e9"])
+def test_bad_loop_sleep_is_refused(tmp_path: Path, value: str) -> None:
+    """loop_sleep_seconds must be a finite number > 0 (and at most a week)."""
+    [problem] = problems(tmp_path, APP_LOOP_SLEEP_SECONDS=value)
+    assert problem.startswith("loop_sleep_seconds (env APP_LOOP_SLEEP_SECONDS): expected")
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    """Several bad values give one error listing all of them."""
+    found = problems(
+        tmp_path,
+        "metrics_port: high\n",
+        APP_LOG_LEVEL="LOUD",
+        APP_METRICS_ENABLED="maybe",
+    )
+    assert len(found) == 3
+    assert any(p.startswith("metrics_port (") and "config.yml line 1" in p for p in found)
+    assert any(p.startswith("log_level (env APP_LOG_LEVEL): expected one of DEBUG") for p in found)
+    assert any(p.startswith("metrics_enabled (env APP_METRICS_ENABLED)") for p in found)
+
+
+def test_unknown_yaml_key_suggests_the_closest(tmp_path: Path) -> None:
+    """A typo in a YAML key is an error that suggests the known key."""
+    [problem] = problems(tmp_path, "metrics_prot: 9000\n")
+    assert problem.endswith("config.yml line 1): unknown key; did you mean 'metrics_port'?")
+
+
+@pytest.mark.parametrize(
+    ("spelling", "expected"),
+    [("yes", True), ("NO", False), ("On", True), ("off", False), ("1", True), ("0", False)],
+)
+def test_boolean_spellings(tmp_path: Path, spelling: str, expected: bool) -> None:
+    """yes/no/on/off/1/0/true/false in any case are booleans."""
+    assert load(tmp_path, APP_METRICS_ENABLED=spelling).metrics_enabled is expected
+
+
+def test_yaml_booleans_and_numbers_keep_their_types(tmp_path: Path) -> None:
+    """YAML's own types are accepted where they fit, refused where they do not."""
+    settings = load(tmp_path, "metrics_enabled: false\nloop_sleep_seconds: 0.5\n")
+    assert settings.metrics_enabled is False
+    assert settings.loop_sleep_seconds == 0.5
+    [problem] = problems(tmp_path, "metrics_port: true\n")
+    assert "expected an integer" in problem
+
+
+def test_yaml_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
+    """A list at the top of the file is an error naming the file and line."""
+    [problem] = problems(tmp_path, "- metrics_port\n- 9000\n")
+    assert "config.yml line 1): expected a mapping" in problem
+
+
+def test_empty_yaml_file_means_no_settings(tmp_path: Path) -> None:
+    """A file holding only comments is valid and sets nothing."""
+    assert load(tmp_path, "# all commented out\n").metrics_port == 8000
+
+
+def test_yaml_syntax_error_gives_line_and_column(tmp_path: Path) -> None:
+    """A syntax error names line and column."""
+    [problem] = problems(tmp_path, "env: prod\nmetrics_port: [1, 2\n")
+    assert problem.endswith(
+        "config.yml line 3 column 1): invalid YAML: expected ',' or ']', but got '<stream end>'"
+    )
+
+
+def test_duplicate_yaml_key_is_an_error(tmp_path: Path) -> None:
+    """A key given twice is refused rather than last-one-wins."""
+    [problem] = problems(tmp_path, "env: a\nenv: b\n")
+    assert problem.endswith("line 2): duplicate key (first on line 1)")
+
+
+def test_python_tags_are_refused(tmp_path: Path) -> None:
+    """Only safe YAML is loaded: a python/object tag is an error."""
+    [problem] = problems(tmp_path, "env: !!python/object/apply:os.getcwd []\n")
+    assert "line 1 column 6): invalid YAML: could not determine a constructor" in problem
+
+
+def test_explicit_config_path_must_exist(tmp_path: Path) -> None:
+    """APP_CONFIG_PATH naming a missing file is an error; the default path may be absent."""
+    with pytest.raises(ConfigError) as info:
+        load_settings({"APP_CONFIG_PATH": str(tmp_path / "nope.yml")})
+    assert "file does not exist" in str(info.value)
+
+
+def test_unknown_app_env_vars_are_listed_with_suggestions() -> None:
+    """APP_* names that are no setting are reported (as warnings) with a close match."""
+    names = unknown_env_names({"APP_METRIC_PORT": "1", "APP_METRICS_PORT": "2", "HOME": "/"})
+    assert names == ["APP_METRIC_PORT; did you mean 'APP_METRICS_PORT'?"]
+
+
+def test_workers_list_from_env_or_yaml(tmp_path: Path) -> None:
+    """Workers is a comma-separated env string or a YAML list of program names."""
+    assert load(tmp_path, APP_WORKERS="a, b").workers == ("a", "b")
+    assert load(tmp_path, "workers: [x_worker]\n").workers == ("x_worker",)
+    [problem] = problems(tmp_path, APP_WORKERS="a,a")
+    assert "without duplicates" in problem
+
+
+def test_converters_show_long_values_shortened() -> None:
+    """A huge bad value is cut in the message so it cannot flood the log."""
+    assert len(conv.shown("x" * 10_000)) == 80

@@ -1,0 +1,35 @@
+"""The entrypoint's preparation of the runtime dir and supervisord's environment."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from common.config import load_settings
+from entrypoint.__main__ import prepare_runtime_dir, supervisord_environ
+
+
+def test_runtime_dir_is_private_and_metrics_start_empty(tmp_path: Path) -> None:
+    """The runtime dir is created 0700; old metric files are removed."""
+    empty = tmp_path / "c.yml"
+    empty.write_text("")
+    runtime = tmp_path / "rt"
+    settings = load_settings({"APP_CONFIG_PATH": str(empty), "APP_RUNTIME_DIR": str(runtime)})
+    (runtime / "prometheus").mkdir(parents=True)
+    (runtime / "prometheus" / "counter_123.db").write_bytes(b"old")
+    prepare_runtime_dir(settings)
+    assert runtime.stat().st_mode & 0o777 == 0o700
+    assert list((runtime / "prometheus").iterdir()) == []
+
+
+def test_supervisord_gets_paths_and_our_bin_dir(tmp_path: Path) -> None:
+    """Supervisord's environment names the runtime dir, metrics dir, uid and our bin dir."""
+    empty = tmp_path / "c.yml"
+    empty.write_text("")
+    settings = load_settings({"APP_CONFIG_PATH": str(empty), "APP_RUNTIME_DIR": str(tmp_path)})
+    env = supervisord_environ(settings)
+    assert env["APP_RUNTIME_DIR"] == str(tmp_path)
+    assert env["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path / "prometheus")
+    assert env["APP_SUPERVISORD_USER"] == str(os.getuid())
+    assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)

@@ -1,0 +1,186 @@
+"""Each program alone: stop signals, exit codes, errors inside and outside run_once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, base_env, free_port, run_module
+
+FAILING_LOOP = """
+import itertools
+from common.lifecycle import run_sync_loop
+from common.program import run_program
+calls = itertools.count()
+def run_once():
+    if next(calls) == 0:
+        raise KeyError("first call fails")
+run_program("w", lambda s: run_sync_loop("w", s, run_once))
+"""
+CRASHING_MAIN = """
+import sys
+from common.program import run_program
+def main(settings):
+    raise RuntimeError("machinery broke")
+sys.exit(run_program("w", main))
+"""
+
+
+def program_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """Environment for one program outside supervisord, with its own multiprocess dir."""
+    env = base_env(tmp_path / "run", free_port(), **settings)
+    (tmp_path / "prom").mkdir(exist_ok=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "prom")
+    return env
+
+
+class Program:
+    """A program started with ``python ARGS`` whose JSON lines are read as they come."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.records: list[dict[str, Any]] = []
+
+    def wait_for(self, event: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Read lines until one has ``event``; return that record."""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.records.append(json.loads(line))
+            if self.records[-1].get("event") == event:
+                return self.records[-1]
+        pytest.fail(f"no {event} line; got {self.records}")
+
+    def finish(self, timeout: float = 10.0) -> tuple[int, str]:
+        """Wait for exit; return ``(exit code, stderr)``, reading the rest of stdout."""
+        out, err = self.proc.communicate(timeout=timeout)
+        self.records += [json.loads(line) for line in out.splitlines()]
+        return self.proc.returncode, err
+
+    def close(self) -> None:
+        """Kill the program if it still runs (test clean-up)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("module", ["services.sync_worker", "services.async_worker"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_worker_stops_at_once_despite_a_long_sleep(
+    tmp_path: Path, module: str, signum: signal.Signals
+) -> None:
+    """A worker sleeping 30 s between iterations exits 0 within 1 s of SIGTERM/SIGINT."""
+    program = Program(["-m", module], program_env(tmp_path, loop_sleep_seconds="30"))
+    try:
+        program.wait_for("startup_success")
+        time.sleep(0.2)
+        started = time.monotonic()
+        program.proc.send_signal(signum)
+        code, err = program.finish()
+        elapsed = time.monotonic() - started
+    finally:
+        program.close()
+    assert code == 0
+    assert err == ""
+    assert elapsed < 1.0
+    events = [r.get("event") for r in program.records if r.get("event")]
+    assert events == ["startup_success", "shutting_down", "shutdown_complete"]
+
+
+def test_exception_in_run_once_is_logged_counted_and_the_loop_goes_on(tmp_path: Path) -> None:
+    """run_once raising is an ERROR line with exception_type and stack; iterations continue."""
+    program = Program(["-c", FAILING_LOOP], program_env(tmp_path, loop_sleep_seconds="0.05"))
+    try:
+        failure = program.wait_for("iteration_failed")
+        time.sleep(0.3)
+        program.proc.send_signal(signal.SIGTERM)
+        code, _ = program.finish()
+    finally:
+        program.close()
+    assert code == 0
+    assert failure["level"] == "ERROR"
+    assert failure["exception_type"] == "KeyError"
+    assert "first call fails" in failure["stack"]
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    values = {
+        s.name: s.value
+        for f in MultiProcessCollector(None, path=str(tmp_path / "prom")).collect()
+        for s in f.samples
+    }
+    assert values["app_iteration_errors_total"] == 1
+    assert values["app_iterations_total"] > 2
+
+
+def test_crash_in_the_machinery_exits_1_with_a_crashed_line(tmp_path: Path) -> None:
+    """An exception outside run_once: one CRITICAL crashed line with its stack, exit 1."""
+    result = subprocess.run(
+        [sys.executable, "-c", CRASHING_MAIN],
+        cwd=ROOT,
+        env=program_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert result.returncode == 1
+    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["event"] == "crashed"
+    assert record["exception_type"] == "RuntimeError"
+    assert "machinery broke" in record["stack"]
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "module", ["services.sync_worker", "services.async_worker", "services.metrics_exporter"]
+)
+def test_program_with_bad_config_exits_78(tmp_path: Path, module: str) -> None:
+    """Each program refuses bad config on its own: exit 78, one config_invalid line."""
+    result = run_module(module, program_env(tmp_path, loop_sleep_seconds="-1"))
+    assert result.returncode == 78
+    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["event"] == "config_invalid"
+    assert "loop_sleep_seconds (env APP_LOOP_SLEEP_SECONDS)" in record["msg"]
+
+
+def test_exporter_reports_a_taken_port_clearly(tmp_path: Path) -> None:
+    """Port already in use: one crashed line naming host:port, no stack, exit 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = program_env(tmp_path, metrics_port=str(port))
+        result = run_module("services.metrics_exporter", env)
+    assert result.returncode == 1
+    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["msg"] == f"metrics_port 127.0.0.1:{port} is already in use"
+    assert record["exception_type"] == "PortInUseError"
+    assert "stack" not in record
+
+
+def test_worker_without_multiproc_dir_refuses_to_run(tmp_path: Path) -> None:
+    """Started outside the entrypoint (no PROMETHEUS_MULTIPROC_DIR): clear error, exit 1."""
+    env = program_env(tmp_path)
+    del env["PROMETHEUS_MULTIPROC_DIR"]
+    result = run_module("services.sync_worker", env)
+    assert result.returncode == 1
+    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert "PROMETHEUS_MULTIPROC_DIR is not set" in record["msg"]

@@ -1,0 +1,232 @@
+"""End to end: the real entrypoint, supervisord, both workers and the exporter."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import WORKERS, Stack, base_env, free_port, http_get, run_command
+
+REQUIRED_KEYS = {"ts", "level", "service", "program", "logger", "instance", "env", "msg"}
+
+
+def scrape(stack: Stack) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """``{sample name: {sorted labels: value}}`` from one GET /metrics."""
+    status, body = http_get(stack.url("/metrics"))
+    assert status == 200
+    samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            key = tuple(sorted(sample.labels.items()))
+            samples.setdefault(sample.name, {})[key] = sample.value
+    return samples
+
+
+def iterations(stack: Stack, program: str) -> float:
+    """``app_iterations_total{program=...}`` from one scrape."""
+    return scrape(stack)["app_iterations_total"][(("program", program),)]
+
+
+def test_entrypoint_becomes_supervisord_and_all_programs_run(running_stack: Stack) -> None:
+    """Supervisord takes over the entrypoint's pid and runs the three programs."""
+    pidfile = running_stack.runtime_dir / "supervisord.pid"
+    assert int(pidfile.read_text()) == running_stack.proc.pid
+    status = running_stack.ctl("status").stdout
+    for program in (*WORKERS, "metrics_exporter"):
+        assert f"app:{program}" in status
+    assert status.count("RUNNING") == 3
+
+
+def test_control_socket_is_private(running_stack: Stack) -> None:
+    """The supervisor socket sits in the runtime dir with mode 0700."""
+    sock = running_stack.runtime_dir / "supervisor.sock"
+    assert sock.is_socket()
+    assert sock.stat().st_mode & 0o777 == 0o700
+
+
+def test_supervisord_log_has_no_crit_lines(running_stack: Stack) -> None:
+    """Supervisord starts without CRIT (root, authentication) warnings."""
+    text = (running_stack.runtime_dir / "supervisord.log").read_text()
+    assert "supervisord started" in text
+    assert "CRIT" not in text
+
+
+def test_metrics_aggregate_every_worker(running_stack: Stack) -> None:
+    """One /metrics carries each worker's series and build info, without a pid label."""
+    running_stack.wait_until(
+        lambda: all(iterations(running_stack, p) >= 2 for p in WORKERS), 10, "two iterations"
+    )
+    samples = scrape(running_stack)
+    for program in WORKERS:
+        key = (("program", program),)
+        assert samples["app_iterations_total"][key] >= 2
+        assert samples["app_iteration_errors_total"][key] == 0
+        assert samples["app_up"][key] == 1
+        assert abs(samples["app_last_iteration_timestamp_seconds"][key] - time.time()) < 10
+        assert samples["app_iteration_duration_seconds_count"][key] >= 2
+    build = samples["app_build_info"]
+    assert list(build) == [(("commit", "unknown"), ("env", "local"), ("version", "0.0.0-dev"))]
+    assert all("pid" not in dict(labels) for series in samples.values() for labels in series)
+
+
+def test_promtool_accepts_the_exposition(running_stack: Stack, tmp_path: Path) -> None:
+    """Promtool check metrics finds no problem in /metrics."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not found: apt-get install prometheus")
+    _, body = http_get(running_stack.url("/metrics"))
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=body, capture_output=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_healthz_and_readyz_answer_200(running_stack: Stack) -> None:
+    """/healthz is 200; /readyz is 200 with every worker fresh."""
+    assert http_get(running_stack.url("/healthz"))[0] == 200
+    status, body = http_get(running_stack.url("/readyz"))
+    report = json.loads(body)
+    assert status == 200
+    assert report["ready"] is True
+    assert {report["programs"][p]["status"] for p in WORKERS} == {"fresh"}
+
+
+def test_app_health_reports_healthy(running_stack: Stack) -> None:
+    """app-health prints one JSON line and exits 0 while everything runs."""
+    result = running_stack.health()
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    assert result.returncode == 0, report
+    assert report["healthy"] is True
+    assert set(report["processes"].values()) == {"RUNNING"}
+
+
+def test_every_stdout_line_is_a_json_record(running_stack: Stack) -> None:
+    """Each line on stdout parses as JSON and carries the required keys."""
+    records = running_stack.records()
+    assert records
+    for record in records:
+        assert record.keys() >= REQUIRED_KEYS, record
+    started = {r["program"] for r in records if r.get("event") == "startup_success"}
+    assert started == {*WORKERS, "metrics_exporter"}
+
+
+def test_supervisorctl_stops_and_starts_a_worker(start_stack: Callable[..., Stack]) -> None:
+    """A stopped worker makes /readyz 503 (stale, with age) and app-health fail; start heals."""
+    stack = start_stack(loop_sleep_seconds="0.2", health_max_age_seconds="1")
+    stack.wait_ready()
+    result = stack.ctl("stop", "app:sync_worker")
+    assert "stopped" in result.stdout, result
+    unhealthy = stack.health()
+    assert unhealthy.returncode == 1
+    assert "app:sync_worker is STOPPED" in json.loads(unhealthy.stdout)["problems"][0]
+
+    def stale() -> bool:
+        status, body = http_get(stack.url("/readyz"))
+        return status == 503 and json.loads(body)["not_ready"] == ["sync_worker"]
+
+    stack.wait_until(stale, 5, "/readyz 503 naming sync_worker")
+    report = json.loads(http_get(stack.url("/readyz"))[1])
+    assert report["programs"]["sync_worker"]["status"] == "stale"
+    assert report["programs"]["sync_worker"]["age_seconds"] > 1
+    assert stack.ctl("start", "app:sync_worker").returncode == 0
+    stack.wait_ready()
+    assert stack.health().returncode == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_stops_everything_fast(
+    start_stack: Callable[..., Stack], signum: signal.Signals
+) -> None:
+    """SIGTERM or Ctrl-C stops all processes within 2 s, even with a 30 s loop, exit 0."""
+    stack = start_stack(loop_sleep_seconds="30")
+    stack.wait_ready()
+    elapsed = stack.stop(signum)
+    assert stack.proc.returncode == 0
+    assert elapsed < 2.0
+    assert stack.leftovers() == []
+    stack.kill()  # joins the output reader
+    records = stack.records()
+    for program in (*WORKERS, "metrics_exporter"):
+        events = [r.get("event") for r in records if r["program"] == program]
+        assert events[-2:] == ["shutting_down", "shutdown_complete"], (program, events)
+    log = (stack.runtime_dir / "supervisord.log").read_text()
+    for program in (*WORKERS, "metrics_exporter"):
+        assert f"stopped: {program} (exit status 0)" in log
+
+
+@pytest.mark.parametrize("program", WORKERS)
+def test_killed_worker_restarts_and_counter_never_decreases(
+    start_stack: Callable[..., Stack], program: str
+) -> None:
+    """Kill -9 of a worker: supervisord restarts it; app_iterations_total never goes down."""
+    stack = start_stack(loop_sleep_seconds="0.1")
+    stack.wait_ready()
+    seen: list[float] = []
+
+    def count() -> float:
+        seen.append(iterations(stack, program))
+        return seen[-1]
+
+    stack.wait_until(lambda: count() >= 5, 10, "five iterations")
+    old_pid = stack.pid_of(program)
+    os.kill(old_pid, signal.SIGKILL)
+
+    def restarted() -> bool:
+        count()
+        return stack.pid_of(program) not in (0, old_pid)
+
+    stack.wait_until(restarted, 10, f"{program} restarted")
+    at_restart = seen[-1]
+    stack.wait_until(lambda: count() > at_restart + 3, 10, "new iterations")
+    assert seen == sorted(seen), seen
+    stack.wait_ready()
+
+
+def test_bad_config_exits_78_before_anything_starts(tmp_path: Path) -> None:
+    """A bad value stops the entrypoint with exit 78 and one config_invalid line."""
+    runtime = tmp_path / "run"
+    env = base_env(runtime, free_port(), metrics_port="eighty", log_level="LOUD")
+    result = run_command(["app-entrypoint"], env)
+    assert result.returncode == 78
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["event"] == "config_invalid"
+    assert "metrics_port (env APP_METRICS_PORT)" in record["msg"]
+    assert "log_level (env APP_LOG_LEVEL)" in record["msg"]
+    assert result.stderr == ""
+    assert not runtime.exists()
+
+
+def test_second_entrypoint_refuses_a_live_runtime_dir(start_stack: Callable[..., Stack]) -> None:
+    """A second start on the same runtime dir exits 1 and leaves the running metrics alone."""
+    stack = start_stack(loop_sleep_seconds="0.2")
+    stack.wait_ready()
+    files_before = sorted(p.name for p in (stack.runtime_dir / "prometheus").iterdir())
+    result = run_command(["app-entrypoint"], stack.env)
+    assert result.returncode == 1
+    assert "already answers" in json.loads(result.stdout)["msg"]
+    files_after = sorted(p.name for p in (stack.runtime_dir / "prometheus").iterdir())
+    assert set(files_before) <= set(files_after)
+
+
+def test_app_health_fails_when_nothing_runs(tmp_path: Path) -> None:
+    """Without an exporter or supervisord, app-health says why and exits 1."""
+    env = base_env(tmp_path / "run", free_port())
+    result = run_command(["app-health"], env)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["healthy"] is False
+    assert "exporter unreachable" in report["readyz"]
+    assert "supervisord unreachable" in report["processes"]
