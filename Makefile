@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: run test lint typecheck check install lock clean
+.PHONY: run test lint check ctl install lock clean
 
 ## run: every process in the foreground (Ctrl-C stops them all)
 run: $(STAMP)
@@ -30,6 +30,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 check: lint test
+
+## ctl: supervisorctl against the stack `make run` started, e.g. make ctl ARGS="status"
+ctl: $(STAMP)
+	APP_RUNTIME_DIR=$${APP_RUNTIME_DIR:-.run} $(BIN)/supervisorctl -c supervisord.conf $(ARGS)
 
 install: $(STAMP)
 

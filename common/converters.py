@@ -32,7 +32,7 @@ def _str(value: object, expected: str) -> str:
 
 def text(value: object) -> str:
     """A non-empty single-line string of at most 256 characters."""
-    value = _str(value, "a string")
+    value = _str(value, "a string (in YAML, quote values such as '1.10' or '0123')")
     if not value.strip() or len(value) > 256 or any(c in value for c in "\r\n\0"):
         raise ValueError("expected a non-empty single-line string of at most 256 characters")
     return value

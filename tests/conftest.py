@@ -93,7 +93,7 @@ def base_env(runtime_dir: Path, port: int, **settings: str) -> dict[str, str]:
 class Stack:
     """``app-entrypoint`` (then supervisord, same pid) running in the background."""
 
-    def __init__(self, tmp: Path, **settings: str) -> None:
+    def __init__(self, tmp: Path, settings: Mapping[str, str], cwd: Path = ROOT) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.runtime_dir = tmp / "run"
         self.port = free_port()
@@ -101,7 +101,7 @@ class Stack:
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             [str(BIN / "app-entrypoint")],
-            cwd=ROOT,
+            cwd=cwd,
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -209,7 +209,7 @@ def start_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     stacks: list[Stack] = []
 
     def start(**settings: str) -> Stack:
-        stack = Stack(tmp_path / f"stack{len(stacks)}", **settings)
+        stack = Stack(tmp_path / f"stack{len(stacks)}", settings)
         stacks.append(stack)
         return stack
 
@@ -222,7 +222,7 @@ def start_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
 def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One ready stack (0.2 s loop) shared by a module's read-only tests."""
     tmp = tmp_path_factory.mktemp("stack")
-    stack = Stack(tmp, loop_sleep_seconds="0.2")
+    stack = Stack(tmp, {"loop_sleep_seconds": "0.2"})
     try:
         stack.wait_ready()
         yield stack

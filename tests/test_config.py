@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from common import converters as conv
-from common.config import ConfigError, Settings, load_settings, unknown_env_names
+from common.config import KEYS, ConfigError, Settings, load_settings, unknown_env_names
+from tests.conftest import ROOT
 
 
 def load(tmp_path: Path, yaml_text: str = "", **env: str) -> Settings:
@@ -168,3 +170,21 @@ def test_workers_list_from_env_or_yaml(tmp_path: Path) -> None:
 def test_converters_show_long_values_shortened() -> None:
     """A huge bad value is cut in the message so it cannot flood the log."""
     assert len(conv.shown("x" * 10_000)) == 80
+
+
+def test_config_example_matches_the_defaults(tmp_path: Path) -> None:
+    """config.yml.example with every key uncommented loads and equals the defaults."""
+    example = (ROOT / "config.yml.example").read_text()
+    uncommented = re.sub(r"^# (\w+:)", r"\1", example, flags=re.MULTILINE)
+    settings = load(tmp_path, uncommented)
+    defaults = load(tmp_path)
+    assert settings.sources["metrics_port"].endswith("config.yml line 11")
+    for key in KEYS:
+        if key != "instance":
+            assert getattr(settings, key) == getattr(defaults, key), key
+
+
+def test_unquoted_yaml_number_for_a_string_key_is_explained(tmp_path: Path) -> None:
+    """version: 1.10 parses as a float in YAML; the error says to quote it."""
+    [problem] = problems(tmp_path, "version: 1.10\n")
+    assert "quote values such as '1.10'" in problem

@@ -1,0 +1,1 @@
+"""Measurement scripts: each prints the figures the README quotes."""
