@@ -17,7 +17,7 @@ export UV_NO_PROGRESS := 1
 
 ## run: every process in the foreground (Ctrl-C stops them all)
 run: $(STAMP)
-	$(BIN)/app-entrypoint
+	@$(BIN)/app-entrypoint
 
 ## test: the whole test suite
 test: $(STAMP)
@@ -33,7 +33,7 @@ check: lint test
 
 ## ctl: supervisorctl against the stack `make run` started, e.g. make ctl ARGS="status"
 ctl: $(STAMP)
-	APP_RUNTIME_DIR=$${APP_RUNTIME_DIR:-.run} $(BIN)/supervisorctl -c supervisord.conf $(ARGS)
+	@APP_RUNTIME_DIR=$${APP_RUNTIME_DIR:-.run} $(BIN)/supervisorctl -c supervisord.conf $(ARGS)
 
 install: $(STAMP)
 

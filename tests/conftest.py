@@ -190,11 +190,15 @@ class Stack:
         return sorted(pid for pid in self._known if alive(pid))
 
     def kill(self) -> None:
-        """Clean-up: SIGKILL supervisord and everything it started, if still alive."""
+        """Clean-up: SIGTERM supervisord (SIGKILL after 5 s), then SIGKILL any leftover."""
         self._known |= descendants(self.proc.pid)
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
         for pid in self._known:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
