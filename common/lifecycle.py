@@ -15,7 +15,7 @@ import os
 import select
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from common import logs
 from common.config import Settings
@@ -46,48 +46,69 @@ class StopSignal:
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` or until a stop is requested, whichever comes first."""
-        if self.requested is None:
-            select.select([self._read_fd], [], [], seconds)
+        deadline = time.monotonic() + seconds
+        while self.requested is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            select.select([self._read_fd], [], [], remaining)
             with contextlib.suppress(BlockingIOError):
                 os.read(self._read_fd, 512)
 
 
-def _stopping(program: str, metrics: WorkerMetrics) -> None:
+def _started(program: str, settings: Settings) -> WorkerMetrics:
+    metrics = WorkerMetrics(program, settings.metrics_enabled)
+    metrics.set_up(True)
+    log.info("%s started", program, extra={"event": logs.STARTUP_SUCCESS})
+    return metrics
+
+
+def _stopped(program: str, metrics: WorkerMetrics) -> None:
     log.info("%s shutting down", program, extra={"event": logs.SHUTTING_DOWN})
     metrics.set_up(False)
     log.info("%s stopped", program, extra={"event": logs.SHUTDOWN_COMPLETE})
+
+
+@contextlib.contextmanager
+def _iteration(metrics: WorkerMetrics) -> Iterator[None]:
+    """Time and count one ``run_once`` call; log and swallow an exception it raises."""
+    started = time.perf_counter()
+    failed = False
+    try:
+        yield
+    except Exception:
+        failed = True
+        log.exception("iteration failed", extra={"event": "iteration_failed"})
+    metrics.iteration_finished(time.perf_counter() - started, failed)
 
 
 def run_sync_loop(program: str, settings: Settings, run_once: Callable[[], None]) -> None:
     """Call ``run_once()`` every ``loop_sleep_seconds`` until SIGTERM/SIGINT.
 
     An exception from ``run_once`` is logged and counted; the loop goes on.
+    Anything else escaping (a bug in the loop itself) sets ``app_up`` to 0 and
+    propagates: the program crashes with exit code 1.
     """
     stop = StopSignal()
-    metrics = WorkerMetrics(program, settings.metrics_enabled)
-    metrics.set_up(True)
-    log.info("%s started", program, extra={"event": logs.STARTUP_SUCCESS})
+    metrics = _started(program, settings)
     try:
         while stop.requested is None:
-            started = time.perf_counter()
-            failed = False
-            try:
+            with _iteration(metrics):
                 run_once()
-            except Exception:
-                failed = True
-                log.exception("iteration failed", extra={"event": "iteration_failed"})
-            metrics.iteration_finished(time.perf_counter() - started, failed)
             stop.sleep(settings.loop_sleep_seconds)
     except BaseException:
         metrics.set_up(False)
         raise
-    _stopping(program, metrics)
+    _stopped(program, metrics)
 
 
 def run_async_loop(
     program: str, settings: Settings, run_once: Callable[[], Awaitable[None]]
 ) -> None:
-    """Await ``run_once()`` every ``loop_sleep_seconds`` in an asyncio loop until a stop."""
+    """Await ``run_once()`` every ``loop_sleep_seconds`` in an asyncio loop until a stop.
+
+    Same contract as :func:`run_sync_loop`; the call in flight is never cancelled.
+    """
     asyncio.run(_async_loop(program, settings, run_once))
 
 
@@ -98,22 +119,14 @@ async def _async_loop(
     loop = asyncio.get_running_loop()
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
-    metrics = WorkerMetrics(program, settings.metrics_enabled)
-    metrics.set_up(True)
-    log.info("%s started", program, extra={"event": logs.STARTUP_SUCCESS})
+    metrics = _started(program, settings)
     try:
         while not stop.is_set():
-            started = time.perf_counter()
-            failed = False
-            try:
+            with _iteration(metrics):
                 await run_once()
-            except Exception:
-                failed = True
-                log.exception("iteration failed", extra={"event": "iteration_failed"})
-            metrics.iteration_finished(time.perf_counter() - started, failed)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.loop_sleep_seconds)
     except BaseException:
         metrics.set_up(False)
         raise
-    _stopping(program, metrics)
+    _stopped(program, metrics)

@@ -127,27 +127,11 @@ class Stack:
 
     def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run ``supervisorctl -c supervisord.conf ARGS`` from the project root."""
-        return subprocess.run(
-            [str(BIN / "supervisorctl"), "-c", "supervisord.conf", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
+        return run_command([str(BIN / "supervisorctl"), "-c", "supervisord.conf", *args], self.env)
 
     def health(self) -> subprocess.CompletedProcess[str]:
         """Run ``app-health`` with the stack's environment."""
-        return subprocess.run(
-            [str(BIN / "app-health")],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
+        return run_command([str(BIN / "app-health")], self.env)
 
     def pid_of(self, program: str) -> int:
         """The pid supervisord reports for ``app:<program>`` (0 if not running)."""
