@@ -25,6 +25,24 @@ def run_once():
         raise KeyError("first call fails")
 run_program("w", lambda s: run_sync_loop("w", s, run_once))
 """
+SLOW_ITERATION = """
+import asyncio, logging, sys, time
+from common.lifecycle import run_async_loop, run_sync_loop
+from common.program import run_program
+log = logging.getLogger("work")
+def run_once():
+    log.info("begin", extra={"event": "begin"})
+    time.sleep(0.5)
+    log.info("end", extra={"event": "end"})
+async def run_once_async():
+    log.info("begin", extra={"event": "begin"})
+    await asyncio.sleep(0.5)
+    log.info("end", extra={"event": "end"})
+if sys.argv[1] == "sync":
+    run_program("w", lambda s: run_sync_loop("w", s, run_once))
+else:
+    run_program("w", lambda s: run_async_loop("w", s, run_once_async))
+"""
 CRASHING_MAIN = """
 import sys
 from common.program import run_program
@@ -103,6 +121,21 @@ def test_worker_stops_at_once_despite_a_long_sleep(
     assert elapsed < 1.0
     events = [r.get("event") for r in program.records if r.get("event")]
     assert events == ["startup_success", "shutting_down", "shutdown_complete"]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_iteration_in_flight_finishes_before_the_stop(tmp_path: Path, kind: str) -> None:
+    """SIGTERM during run_once: the call completes, then the worker stops with exit 0."""
+    program = Program(["-c", SLOW_ITERATION, kind], program_env(tmp_path))
+    try:
+        program.wait_for("begin")
+        program.proc.send_signal(signal.SIGTERM)
+        code, err = program.finish()
+    finally:
+        program.close()
+    assert (code, err) == (0, "")
+    events = [r.get("event") for r in program.records if r.get("event")]
+    assert events == ["startup_success", "begin", "end", "shutting_down", "shutdown_complete"]
 
 
 def test_exception_in_run_once_is_logged_counted_and_the_loop_goes_on(tmp_path: Path) -> None:
