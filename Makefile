@@ -10,6 +10,9 @@ UV := $(TOOLS)/bin/uv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# `make run` and `make ctl` read ./.env (shell syntax, see .env.example) if it exists.
+LOAD_ENV := set -a; [ ! -f .env ] || . ./.env; set +a;
+
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
@@ -17,7 +20,7 @@ export UV_NO_PROGRESS := 1
 
 ## run: every process in the foreground (Ctrl-C stops them all)
 run: $(STAMP)
-	@$(BIN)/app-entrypoint
+	@$(LOAD_ENV) exec $(BIN)/app-entrypoint
 
 ## test: the whole test suite
 test: $(STAMP)
@@ -33,19 +36,22 @@ check: lint test
 
 ## ctl: supervisorctl against the stack `make run` started, e.g. make ctl ARGS="status"
 ctl: $(STAMP)
-	@APP_RUNTIME_DIR=$${APP_RUNTIME_DIR:-.run} $(BIN)/supervisorctl -c supervisord.conf $(ARGS)
+	@$(LOAD_ENV) APP_RUNTIME_DIR=$${APP_RUNTIME_DIR:-.run} exec $(BIN)/supervisorctl -c supervisord.conf $(ARGS)
 
 install: $(STAMP)
 
+# Installation messages go to stderr: `make run`'s stdout carries only JSON lines.
 $(UV):
-	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	@echo "installing uv $(UV_VERSION) into $(TOOLS)/" >&2
+	@$(PYTHON) -m venv $(TOOLS)
+	@$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) >&2
 
 $(STAMP): requirements-dev.lock pyproject.toml | $(UV)
-	test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	$(UV) pip sync --quiet --python $(BIN)/python requirements-dev.lock
-	$(UV) pip install --quiet --python $(BIN)/python --no-deps --editable .
-	touch $(STAMP)
+	@echo "installing requirements-dev.lock and this project into $(VENV)/" >&2
+	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	@$(UV) pip sync --quiet --python $(BIN)/python requirements-dev.lock
+	@$(UV) pip install --quiet --python $(BIN)/python --no-deps --editable .
+	@touch $(STAMP)
 
 ## lock: recompile both hashed lock files from pyproject.toml
 lock: | $(UV)

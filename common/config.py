@@ -83,7 +83,9 @@ class Settings:
         return self.runtime_dir / "supervisor.sock"
 
 
-# key -> (converter, default). A default of None is computed in load_settings.
+_COMPUTED = object()  # a default that load_settings derives from other values
+
+# key -> (converter, default)
 _FIELDS: dict[str, tuple[Callable[[object], Any], object]] = {
     "service_name": (conv.name, "app"),
     "env": (conv.name, "local"),
@@ -92,10 +94,10 @@ _FIELDS: dict[str, tuple[Callable[[object], Any], object]] = {
     "metrics_host": (conv.host, "127.0.0.1"),
     "metrics_port": (conv.port, 8000),
     "loop_sleep_seconds": (conv.positive_seconds, 5.0),
-    "health_max_age_seconds": (conv.positive_seconds, None),
+    "health_max_age_seconds": (conv.positive_seconds, _COMPUTED),
     "version": (conv.text, "0.0.0-dev"),
     "commit": (conv.text, "unknown"),
-    "instance": (conv.name, None),
+    "instance": (conv.name, _COMPUTED),
     "runtime_dir": (conv.text, ".run"),
     "workers": (conv.program_list, "sync_worker,async_worker"),
 }
@@ -109,7 +111,8 @@ def default_health_max_age(loop_sleep_seconds: float) -> float:
     return max(30.0, 3.0 * loop_sleep_seconds)
 
 
-def _suggest(word: str, choices: tuple[str, ...]) -> str:
+def suggest(word: str, choices: tuple[str, ...]) -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""``."""
     import difflib  # only on the error path
 
     close = difflib.get_close_matches(word, choices, n=1)
@@ -127,16 +130,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     environ = os.environ if environ is None else environ
     problems: list[Problem] = []
     raw: dict[str, tuple[object, str]] = {}
-
-    explicit = CONFIG_PATH_ENV in environ
-    path = Path(environ.get(CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH))
-    file_values, file_problems = read_config_file(path, explicit, MAX_CONFIG_BYTES)
+    path_value = environ.get(CONFIG_PATH_ENV)
+    if path_value == "":
+        problem = "expected a file path, got ''; unset it to use config.yml"
+        raise ConfigError([Problem(CONFIG_PATH_ENV, f"env {CONFIG_PATH_ENV}", problem)])
+    path = Path(path_value or DEFAULT_CONFIG_PATH)
+    file_values, file_problems = read_config_file(path, path_value is not None, MAX_CONFIG_BYTES)
     problems.extend(file_problems)
     for key, (value, line) in file_values.items():
         if key not in _FIELDS:
-            problems.append(
-                Problem(key, f"{path} line {line}", "unknown key" + _suggest(key, KEYS))
-            )
+            problems.append(Problem(key, f"{path} line {line}", "unknown key" + suggest(key, KEYS)))
         else:
             raw[key] = (value, f"{path} line {line}")
 
@@ -150,18 +153,27 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for key, (convert, default) in _FIELDS.items():
         value, source = raw.get(key, (default, "default"))
         sources[key] = source
-        if value is None:
-            continue  # computed below
+        if value is _COMPUTED:
+            continue
         try:
             values[key] = convert(value)
         except ValueError as exc:
-            problems.append(Problem(key, source, f"{exc}, got {conv.shown(value)}"))
+            hint = ""
+            if value == "" and source.startswith("env "):
+                hint = "; unset the variable to use the file's value or the default"
+            problems.append(Problem(key, source, f"{exc}, got {conv.shown(value)}{hint}"))
 
+    if "health_max_age_seconds" not in values and "loop_sleep_seconds" in values:
+        values["health_max_age_seconds"] = default_health_max_age(values["loop_sleep_seconds"])
+    max_age, loop = values.get("health_max_age_seconds"), values.get("loop_sleep_seconds")
+    if max_age is not None and loop is not None and max_age <= loop:
+        detail = f"must be greater than loop_sleep_seconds ({loop:g}), or workers are always stale"
+        problems.append(
+            Problem("health_max_age_seconds", sources["health_max_age_seconds"], detail)
+        )
     if problems:
         raise ConfigError(problems)
 
-    if "health_max_age_seconds" not in values:
-        values["health_max_age_seconds"] = default_health_max_age(values["loop_sleep_seconds"])
     if "instance" not in values:
         values["instance"] = socket.gethostname() or "localhost"
     values["runtime_dir"] = Path(values["runtime_dir"]).absolute()
@@ -178,7 +190,7 @@ def unknown_env_names(environ: Mapping[str, str] | None = None) -> list[str]:
     known = {ENV_PREFIX + key.upper() for key in KEYS} | _INTERNAL_ENV
     env_keys = tuple(sorted(known))
     return [
-        name + _suggest(name, env_keys)
+        name + suggest(name, env_keys)
         for name in sorted(environ)
         if name.startswith(ENV_PREFIX) and name not in known
     ]

@@ -20,6 +20,8 @@ MAX_SECONDS = 7 * 24 * 3600.0
 
 def shown(value: object) -> str:
     """``repr(value)``, cut to 80 characters so a huge value cannot flood the log."""
+    if value is None:
+        return "an empty value"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 

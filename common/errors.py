@@ -6,7 +6,7 @@ Exception tree::
     ├── common.config.ConfigError       -> exit 78, event config_invalid
     └── FatalError                      -> exit 1, event crashed, message only
         ├── common.metrics.MetricsSetupError
-        └── services.metrics_exporter.__main__.PortInUseError
+        └── services.metrics_exporter.__main__.ListenError
 
 Any other exception escaping a program is a crash: exit 1 with its stack.
 """

@@ -23,13 +23,17 @@ def program_name(default: str) -> str:
     return os.environ.get("SUPERVISOR_PROCESS_NAME") or default
 
 
-def run_program(program: str, main: Callable[[Settings], None]) -> int:
+def run_program(
+    program: str, main: Callable[[Settings], None], *, warn_unknown_env: bool = False
+) -> int:
     """Load settings, configure logging, run ``main(settings)``; return the exit code.
 
     A :class:`ConfigError` (from loading settings or from ``main``) logs one
     ``config_invalid`` line and returns 78; any exception
     escaping ``main`` logs one ``crashed`` line (exception_type, stack) and
     returns 1 (a :class:`FatalError` is logged without its stack).
+    ``warn_unknown_env`` logs a warning per unknown ``APP_*`` variable (the
+    entrypoint does, so that the programs it starts need not repeat them).
     """
     logs.configure_logging(program)
     try:
@@ -41,7 +45,7 @@ def run_program(program: str, main: Callable[[Settings], None]) -> int:
             instance=settings.instance,
             level=settings.log_level,
         )
-        for name in unknown_env_names():
+        for name in unknown_env_names() if warn_unknown_env else ():
             log.warning("ignoring unknown environment variable %s", name)
         main(settings)
     except ConfigError as exc:

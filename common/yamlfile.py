@@ -12,6 +12,8 @@ from pathlib import Path
 from common.config import Problem
 
 FileValues = dict[str, tuple[object, int]]
+PATH_KEY = "APP_CONFIG_PATH"
+FILE_KEY = "config file"  # the Problem key for what is wrong with the file itself
 
 
 def read_config_file(
@@ -23,22 +25,22 @@ def read_config_file(
     file is a problem; the default path may be absent. Files over ``max_bytes``
     bytes are refused.
     """
-    source = f"file {path}"
+    source = str(path)
     try:
         with path.open("rb") as handle:
             data = handle.read(max_bytes + 1)
     except FileNotFoundError:
         if explicit:
-            return {}, [Problem("APP_CONFIG_PATH", source, "file does not exist")]
+            return {}, [Problem(PATH_KEY, f"env {PATH_KEY}", f"file {path} does not exist")]
         return {}, []
     except OSError as exc:
-        return {}, [Problem("APP_CONFIG_PATH", source, f"cannot read file: {exc.strerror}")]
+        return {}, [Problem(FILE_KEY, source, f"cannot read the file: {exc.strerror}")]
     if len(data) > max_bytes:
-        return {}, [Problem("APP_CONFIG_PATH", source, f"file is larger than {max_bytes} bytes")]
+        return {}, [Problem(FILE_KEY, source, f"file is larger than {max_bytes} bytes")]
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return {}, [Problem("APP_CONFIG_PATH", source, f"not UTF-8 at byte {exc.start}")]
+        return {}, [Problem(FILE_KEY, source, f"not UTF-8 at byte {exc.start}")]
 
     import yaml  # here, so that programs without a config file never import PyYAML
 
@@ -50,9 +52,7 @@ def read_config_file(
         if not isinstance(node, yaml.MappingNode):
             line = node.start_mark.line + 1
             return {}, [
-                Problem(
-                    "APP_CONFIG_PATH", f"{path} line {line}", "expected a mapping of key: value"
-                )
+                Problem(FILE_KEY, f"{path} line {line}", "expected a mapping of key: value")
             ]
         values: FileValues = {}
         problems: list[Problem] = []
@@ -72,8 +72,8 @@ def read_config_file(
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path} line {mark.line + 1} column {mark.column + 1}" if mark else str(path)
-        return {}, [Problem("APP_CONFIG_PATH", where, f"invalid YAML: {exc.problem}")]
+        return {}, [Problem(FILE_KEY, where, f"invalid YAML: {exc.problem}")]
     except yaml.YAMLError as exc:
-        return {}, [Problem("APP_CONFIG_PATH", source, f"invalid YAML: {exc}")]
+        return {}, [Problem(FILE_KEY, source, f"invalid YAML: {exc}")]
     finally:
         loader.dispose()

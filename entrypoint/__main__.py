@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import configparser
 import logging
 import os
 import shutil
@@ -20,7 +21,7 @@ import socket
 import sys
 from pathlib import Path
 
-from common.config import ConfigError, Problem, Settings
+from common.config import ConfigError, Problem, Settings, suggest
 from common.errors import FatalError
 from common.program import run_program
 
@@ -64,10 +65,22 @@ def supervisord_environ(settings: Settings) -> dict[str, str]:
     return environ
 
 
+def check_workers(settings: Settings, conf: Path) -> None:
+    """Raise :class:`ConfigError` if ``conf`` is missing or lacks a program in ``workers``."""
+    parser = configparser.RawConfigParser()
+    if not parser.read(conf):
+        raise ConfigError([Problem(str(conf), f"directory {Path.cwd()}", "file not found")])
+    programs = tuple(s.partition(":")[2] for s in parser.sections() if s.startswith("program:"))
+    unknown = [name for name in settings.workers if name not in programs]
+    if unknown:
+        detail = ", ".join(repr(n) + suggest(n, programs) for n in unknown)
+        raise ConfigError(
+            [Problem("workers", settings.sources["workers"], f"no [program:x] in {conf}: {detail}")]
+        )
+
+
 def _main(settings: Settings) -> None:
-    if not SUPERVISORD_CONF.is_file():
-        problem = Problem("supervisord.conf", f"directory {Path.cwd()}", "file not found")
-        raise ConfigError([problem])
+    check_workers(settings, SUPERVISORD_CONF)
     if _socket_answers(settings.supervisor_socket):
         raise FatalError(
             f"a supervisord already answers on {settings.supervisor_socket}; "
@@ -86,7 +99,7 @@ def _main(settings: Settings) -> None:
 
 def main() -> None:
     """Console-script entry point: execs supervisord, or exits 78 (bad config) or 1."""
-    sys.exit(run_program("entrypoint", _main))
+    sys.exit(run_program("entrypoint", _main, warn_unknown_env=True))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ test fails.
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import signal
@@ -25,7 +26,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-WORKERS = ("sync_worker", "async_worker")
+EXPORTER = "metrics_exporter"
+
+
+def supervisord_programs() -> tuple[str, ...]:
+    """The ``[program:x]`` names in supervisord.conf, in file order."""
+    parser = configparser.RawConfigParser()
+    parser.read(ROOT / "supervisord.conf")
+    return tuple(s.partition(":")[2] for s in parser.sections() if s.startswith("program:"))
+
+
+PROGRAMS = supervisord_programs()
+WORKERS = tuple(p for p in PROGRAMS if p != EXPORTER)
 
 
 def free_port() -> int:
@@ -157,9 +169,9 @@ class Stack:
                 status, _ = http_get(self.url("/readyz"), timeout=1)
             except OSError:
                 return False
-            return status == 200 and self.ctl("status").stdout.count("RUNNING") == 3
+            return status == 200 and self.ctl("status").stdout.count("RUNNING") == len(PROGRAMS)
 
-        self.wait_until(ready, timeout, "/readyz 200 and three RUNNING processes")
+        self.wait_until(ready, timeout, "/readyz 200 and every process RUNNING")
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 10.0) -> float:
         """Signal supervisord and wait for it to exit; return the seconds it took."""

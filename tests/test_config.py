@@ -9,7 +9,7 @@ import pytest
 
 from common import converters as conv
 from common.config import KEYS, ConfigError, Settings, load_settings, unknown_env_names
-from tests.conftest import ROOT
+from tests.conftest import ROOT, WORKERS
 
 
 def load(tmp_path: Path, yaml_text: str = "", **env: str) -> Settings:
@@ -57,17 +57,42 @@ def test_health_max_age_defaults_to_three_loops_at_least_30s(tmp_path: Path) -> 
     """health_max_age_seconds defaults to max(30, 3 x loop_sleep_seconds)."""
     assert load(tmp_path, APP_LOOP_SLEEP_SECONDS="20").health_max_age_seconds == 60.0
     assert load(tmp_path, APP_LOOP_SLEEP_SECONDS="2").health_max_age_seconds == 30.0
-    explicit = load(tmp_path, APP_LOOP_SLEEP_SECONDS="20", APP_HEALTH_MAX_AGE_SECONDS="5")
-    assert explicit.health_max_age_seconds == 5.0
+    explicit = load(tmp_path, APP_LOOP_SLEEP_SECONDS="20", APP_HEALTH_MAX_AGE_SECONDS="45")
+    assert explicit.health_max_age_seconds == 45.0
+
+
+def test_health_max_age_must_exceed_the_loop_interval(tmp_path: Path) -> None:
+    """A max age not above loop_sleep_seconds would make every worker stale: refused."""
+    [problem] = problems(tmp_path, "loop_sleep_seconds: 10\nhealth_max_age_seconds: 1\n")
+    assert problem.endswith(
+        "config.yml line 2): must be greater than loop_sleep_seconds (10), "
+        "or workers are always stale"
+    )
 
 
 @pytest.mark.parametrize("value", ["0", "70000", "-1", "abc", "", "80.5"])
 def test_bad_port_names_key_source_and_expectation(tmp_path: Path, value: str) -> None:
     """A port outside 1..65535 or not an integer is refused with a precise message."""
     [problem] = problems(tmp_path, APP_METRICS_PORT=value)
-    assert problem == (
+    assert problem.startswith(
         f"metrics_port (env APP_METRICS_PORT): expected an integer in 1..65535, got {value!r}"
     )
+
+
+def test_empty_env_var_is_a_value_with_a_hint(tmp_path: Path) -> None:
+    """APP_X= is not "unset": it is validated, and the message says how to unset it."""
+    [problem] = problems(tmp_path, APP_ENV="")
+    assert problem.endswith("got ''; unset the variable to use the file's value or the default")
+
+
+@pytest.mark.parametrize(
+    "key", ["metrics_port", "env", "workers", "health_max_age_seconds", "instance"]
+)
+def test_yaml_key_without_value_is_an_error(tmp_path: Path, key: str) -> None:
+    """`key:` with nothing after it is an invalid value, never "use the default"."""
+    [problem] = problems(tmp_path, f"{key}:\n")
+    assert problem.startswith(f"{key} (")
+    assert problem.endswith("got an empty value")
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "-inf", "soon", "1e9"])
@@ -129,6 +154,7 @@ def test_empty_yaml_file_means_no_settings(tmp_path: Path) -> None:
 def test_yaml_syntax_error_gives_line_and_column(tmp_path: Path) -> None:
     """A syntax error names line and column."""
     [problem] = problems(tmp_path, "env: prod\nmetrics_port: [1, 2\n")
+    assert problem.startswith("config file (")
     assert problem.endswith(
         "config.yml line 3 column 1): invalid YAML: expected ',' or ']', but got '<stream end>'"
     )
@@ -150,7 +176,11 @@ def test_explicit_config_path_must_exist(tmp_path: Path) -> None:
     """APP_CONFIG_PATH naming a missing file is an error; the default path may be absent."""
     with pytest.raises(ConfigError) as info:
         load_settings({"APP_CONFIG_PATH": str(tmp_path / "nope.yml")})
-    assert "file does not exist" in str(info.value)
+    assert str(info.value) == (
+        f"APP_CONFIG_PATH (env APP_CONFIG_PATH): file {tmp_path / 'nope.yml'} does not exist"
+    )
+    with pytest.raises(ConfigError, match="expected a file path, got ''"):
+        load_settings({"APP_CONFIG_PATH": ""})
 
 
 def test_unknown_app_env_vars_are_listed_with_suggestions() -> None:
@@ -188,3 +218,8 @@ def test_unquoted_yaml_number_for_a_string_key_is_explained(tmp_path: Path) -> N
     """version: 1.10 parses as a float in YAML; the error says to quote it."""
     [problem] = problems(tmp_path, "version: 1.10\n")
     assert "quote values such as '1.10'" in problem
+
+
+def test_default_workers_are_the_supervisord_programs(tmp_path: Path) -> None:
+    """The default workers list names every supervisord program except the exporter."""
+    assert set(load(tmp_path).workers) == set(WORKERS)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,23 @@ def test_readyz_names_missing_workers(tmp_path: Path) -> None:
     assert report["programs"]["async_worker"]["status"] == "missing"
     assert report["programs"]["sync_worker"]["status"] == "fresh"
     assert 0 <= report["programs"]["sync_worker"]["age_seconds"] < 60
+
+
+def test_readyz_names_a_stale_worker_with_its_age(tmp_path: Path) -> None:
+    """A worker whose last iteration is older than the max age is stale, with its age."""
+    write_iteration(tmp_path)
+    settings = settings_for(
+        tmp_path,
+        APP_WORKERS="sync_worker",
+        APP_LOOP_SLEEP_SECONDS="0.01",
+        APP_HEALTH_MAX_AGE_SECONDS="0.02",
+    )
+    time.sleep(0.05)
+    status, _, body = call(make_app(settings, tmp_path), "/readyz")
+    state = json.loads(body)["programs"]["sync_worker"]
+    assert status == "503 Service Unavailable"
+    assert state["status"] == "stale"
+    assert state["age_seconds"] >= 0.05
 
 
 def test_metrics_disabled_means_404_and_no_freshness_check(tmp_path: Path) -> None:

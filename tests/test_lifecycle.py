@@ -205,8 +205,18 @@ def test_exporter_reports_a_taken_port_clearly(tmp_path: Path) -> None:
     assert result.returncode == 1
     [record] = [json.loads(line) for line in result.stdout.splitlines()]
     assert record["msg"] == f"metrics_port 127.0.0.1:{port} is already in use"
-    assert record["exception_type"] == "PortInUseError"
+    assert record["exception_type"] == "ListenError"
     assert "stack" not in record
+
+
+def test_exporter_reports_an_unknown_host_clearly(tmp_path: Path) -> None:
+    """A metrics_host that does not resolve: one line naming the setting, exit 1."""
+    env = program_env(tmp_path, metrics_host="no-such-host.invalid")
+    result = run_module("services.metrics_exporter", env)
+    assert result.returncode == 1
+    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["msg"].startswith("cannot listen on no-such-host.invalid:")
+    assert "(metrics_host, metrics_port)" in record["msg"]
 
 
 def test_worker_without_multiproc_dir_refuses_to_run(tmp_path: Path) -> None:

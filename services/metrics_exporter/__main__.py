@@ -18,8 +18,8 @@ PROGRAM = program_name("metrics_exporter")
 log = logging.getLogger("exporter")
 
 
-class PortInUseError(FatalError):
-    """``metrics_host:metrics_port`` is already bound by another process."""
+class ListenError(FatalError):
+    """The exporter cannot listen on ``metrics_host:metrics_port`` (taken, unknown host)."""
 
 
 def _main(settings: Settings) -> None:
@@ -30,10 +30,10 @@ def _main(settings: Settings) -> None:
     try:
         server = make_http_server(settings, multiproc_dir)
     except OSError as exc:
+        where = f"{settings.metrics_host}:{settings.metrics_port}"
         if exc.errno == errno.EADDRINUSE:
-            where = f"{settings.metrics_host}:{settings.metrics_port}"
-            raise PortInUseError(f"metrics_port {where} is already in use") from None
-        raise
+            raise ListenError(f"metrics_port {where} is already in use") from None
+        raise ListenError(f"cannot listen on {where} (metrics_host, metrics_port): {exc}") from None
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
     thread.start()
     log.info(

@@ -7,7 +7,7 @@ Routes:
   and gzip as negotiated by ``prometheus_client.make_wsgi_app``. 404 when
   ``metrics_enabled`` is false.
 - ``GET /healthz``: 200 while this process serves HTTP.
-- ``GET /readyz``: 200 when every worker is fresh, else 503; JSON body from
+- ``GET /readyz``: 200 when every worker runs and is fresh, else 503; JSON from
   :func:`services.metrics_exporter.readiness.readiness`.
 """
 
@@ -28,7 +28,7 @@ from prometheus_client.metrics_core import InfoMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from common.config import Settings
-from services.metrics_exporter.readiness import last_iterations, readiness
+from services.metrics_exporter.readiness import readiness, worker_samples
 
 log = logging.getLogger("exporter")
 StartResponse = Callable[..., Any]
@@ -78,9 +78,9 @@ def make_app(
                 if not settings.metrics_enabled:
                     body = {"ready": True, "freshness": "not checked: metrics_enabled is false"}
                     return _json(start_response, "200 OK", body)
-                last = last_iterations(collector.collect())
+                last, up = worker_samples(collector.collect())
                 ready, report = readiness(
-                    settings.workers, last, settings.health_max_age_seconds, time.time()
+                    settings.workers, last, up, settings.health_max_age_seconds, time.time()
                 )
                 status = "200 OK" if ready else "503 Service Unavailable"
                 return _json(start_response, status, report)

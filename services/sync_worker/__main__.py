@@ -1,4 +1,9 @@
-"""Run the blocking worker: ``app-sync`` or ``python -m services.sync_worker``."""
+"""Run the blocking worker: ``app-sync`` or ``python -m services.sync_worker``.
+
+To add a worker, copy this folder: the program name comes from supervisord
+(``SUPERVISOR_PROCESS_NAME``) or else the folder's name, and ``run_once`` from
+the folder's own ``worker.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,13 @@ import sys
 from common.config import Settings
 from common.lifecycle import run_sync_loop
 from common.program import program_name, run_program
-from services.sync_worker.worker import run_once
 
-PROGRAM = program_name("sync_worker")
+PROGRAM = program_name((__package__ or "").rpartition(".")[2])
 
 
 def _main(settings: Settings) -> None:
+    from .worker import run_once  # imported here: an error in it is logged as JSON
+
     run_sync_loop(PROGRAM, settings, run_once)
 
 
