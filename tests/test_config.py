@@ -34,7 +34,6 @@ def test_defaults_apply_when_nothing_is_set(tmp_path: Path) -> None:
     assert settings.health_max_age_seconds == 30.0
     assert settings.metrics_enabled is True
     assert settings.log_level == "INFO"
-    assert settings.workers == ("sync_worker", "async_worker")
     assert settings.runtime_dir == Path(".run").absolute()
     assert settings.sources["metrics_port"] == "default"
 
@@ -210,7 +209,7 @@ def test_config_example_matches_the_defaults(tmp_path: Path) -> None:
     defaults = load(tmp_path)
     assert settings.sources["metrics_port"].endswith("config.yml line 11")
     for key in KEYS:
-        if key != "instance":
+        if key not in ("instance", "workers"):  # host-dependent; grows with your programs
             assert getattr(settings, key) == getattr(defaults, key), key
 
 

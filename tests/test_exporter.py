@@ -14,7 +14,7 @@ from wsgiref.util import setup_testing_defaults
 
 from common.config import Settings, load_settings
 from services.metrics_exporter.exporter import make_app
-from tests.conftest import ROOT
+from tests.conftest import ROOT, WORKERS
 
 WRITE_ITERATION = """
 from common.metrics import WorkerMetrics
@@ -72,7 +72,7 @@ def test_readyz_names_missing_workers(tmp_path: Path) -> None:
     report = json.loads(body)
     assert status == "503 Service Unavailable"
     assert headers["Content-Type"] == "application/json"
-    assert report["not_ready"] == ["async_worker"]
+    assert report["not_ready"] == [w for w in WORKERS if w != "sync_worker"]
     assert report["programs"]["async_worker"]["status"] == "missing"
     assert report["programs"]["sync_worker"]["status"] == "fresh"
     assert 0 <= report["programs"]["sync_worker"]["age_seconds"] < 60
