@@ -28,7 +28,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     APP_RUNTIME_DIR=/run/app \
     APP_METRICS_HOST=0.0.0.0 \
     APP_METRICS_PORT=8000
-USER app
+USER 10001:10001
 EXPOSE 8000
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["app-health"]

@@ -60,6 +60,12 @@ def _metric_families() -> dict[str, Any]:
 
         labels = ["program"]
         _families.update(
+            starts=Counter(
+                "app_starts",
+                "Times the worker's loop started: 1 plus its restarts.",
+                labels,
+                registry=None,
+            ),
             iterations=Counter(
                 "app_iterations", "Loop iterations finished (ok or failed).", labels, registry=None
             ),
@@ -110,11 +116,14 @@ class WorkerMetrics:
             self._duration = fam["duration"].labels(self.program)
             self._last = fam["last"].labels(self.program)
             self._up = fam["up"].labels(self.program)
+            self._starts = fam["starts"].labels(self.program)
 
     def set_up(self, up: bool) -> None:
-        """Record whether the loop runs (``app_up`` 1 or 0)."""
+        """Record whether the loop runs (``app_up`` 1 or 0); going up counts a start."""
         if self.enabled:
             self._up.set(1 if up else 0)
+            if up:
+                self._starts.inc()
 
     def iteration_finished(self, seconds: float, failed: bool) -> None:
         """Count one iteration that took ``seconds`` and stamp its end time."""

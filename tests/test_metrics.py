@@ -52,6 +52,7 @@ def test_counters_sum_over_dead_and_live_processes(tmp_path: Path) -> None:
     assert merged["app_iteration_duration_seconds_count{program=w}"] == 5
     assert merged["app_iteration_duration_seconds_bucket{le=0.05,program=w}"] == 5
     assert merged["app_iteration_duration_seconds_bucket{le=0.01,program=w}"] == 0
+    assert merged["app_starts_total{program=w}"] == 2
 
 
 def test_gauges_take_the_most_recent_write_without_pid_label(tmp_path: Path) -> None:

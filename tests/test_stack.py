@@ -186,6 +186,7 @@ def test_killed_worker_restarts_and_counter_never_decreases(
     at_restart = seen[-1]
     stack.wait_until(lambda: count() > at_restart + 3, 10, "new iterations")
     assert seen == sorted(seen), seen
+    assert scrape(stack)["app_starts_total"][(("program", program),)] == 2
     stack.wait_ready()
 
 
