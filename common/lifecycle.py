@@ -58,14 +58,14 @@ class StopSignal:
 
 def _started(program: str, settings: Settings) -> WorkerMetrics:
     metrics = WorkerMetrics(program, settings.metrics_enabled)
-    metrics.set_up(True)
+    metrics.started()
     log.info("%s started", program, extra={"event": logs.STARTUP_SUCCESS})
     return metrics
 
 
 def _stopped(program: str, metrics: WorkerMetrics) -> None:
     log.info("%s shutting down", program, extra={"event": logs.SHUTTING_DOWN})
-    metrics.set_up(False)
+    metrics.stopped()
     log.info("%s stopped", program, extra={"event": logs.SHUTDOWN_COMPLETE})
 
 
@@ -97,7 +97,7 @@ def run_sync_loop(program: str, settings: Settings, run_once: Callable[[], None]
                 run_once()
             stop.sleep(settings.loop_sleep_seconds)
     except BaseException:
-        metrics.set_up(False)
+        metrics.stopped()
         raise
     _stopped(program, metrics)
 
@@ -127,6 +127,6 @@ async def _async_loop(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.loop_sleep_seconds)
     except BaseException:
-        metrics.set_up(False)
+        metrics.stopped()
         raise
     _stopped(program, metrics)

@@ -118,12 +118,16 @@ class WorkerMetrics:
             self._up = fam["up"].labels(self.program)
             self._starts = fam["starts"].labels(self.program)
 
-    def set_up(self, up: bool) -> None:
-        """Record whether the loop runs (``app_up`` 1 or 0); going up counts a start."""
+    def started(self) -> None:
+        """Count a start and set ``app_up`` to 1."""
         if self.enabled:
-            self._up.set(1 if up else 0)
-            if up:
-                self._starts.inc()
+            self._starts.inc()
+            self._up.set(1)
+
+    def stopped(self) -> None:
+        """Set ``app_up`` to 0 (clean stop or crash)."""
+        if self.enabled:
+            self._up.set(0)
 
     def iteration_finished(self, seconds: float, failed: bool) -> None:
         """Count one iteration that took ``seconds`` and stamp its end time."""

@@ -19,7 +19,7 @@ from tests.conftest import ROOT, WORKERS
 WRITE_ITERATION = """
 from common.metrics import WorkerMetrics
 m = WorkerMetrics("sync_worker")
-m.set_up(True)
+m.started()
 m.iteration_finished(0.01, False)
 """
 

@@ -17,10 +17,11 @@ WORKER_RUN = """
 import sys, time
 from common.metrics import WorkerMetrics
 m = WorkerMetrics("w")
-m.set_up(True)
+m.started()
 for failed in sys.argv[1:]:
     m.iteration_finished(0.02, failed == "fail")
-m.set_up(sys.argv[-1] != "stop")
+if sys.argv[-1] == "stop":
+    m.stopped()
 """
 
 
@@ -68,7 +69,7 @@ def test_disabled_metrics_write_nothing(tmp_path: Path, monkeypatch: pytest.Monk
     """With metrics_enabled false a worker neither needs nor touches the directory."""
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     metrics = WorkerMetrics("w", enabled=False)
-    metrics.set_up(True)
+    metrics.started()
     metrics.iteration_finished(0.1, failed=True)
     assert list(tmp_path.iterdir()) == []
 
