@@ -1,33 +1,59 @@
 # syntax=docker/dockerfile:1
-# Runtime image: supervisord as PID 1 (via app-entrypoint), both workers, the exporter.
-# A later issue hardens it further (digest-pinned base, OCI labels from build args).
+# The production image: app-entrypoint validates the config and execs supervisord,
+# which runs as PID 1 and keeps both workers and the metrics exporter alive.
+#
+#   docker build --build-arg VERSION=1.2.3 --build-arg REVISION=$(git rev-parse HEAD) -t app .
+#   docker run --read-only --tmpfs /run/app -p 8000:8000 app
+#
+# The base image is pinned to a Python patch release (bump it on purpose; a digest
+# pin can be added with `python:...@sha256:<digest>`: Dependabot keeps either fresh).
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-
+# --- build: a virtual environment from the hashed lock, plus this project ---------
 FROM ${PYTHON_IMAGE} AS build
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
-RUN python -m venv /opt/venv
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore
+# The venv gets no pip of its own: the base image's pip installs into it.
+RUN python -m venv --without-pip /opt/venv
 COPY requirements.lock /tmp/requirements.lock
-RUN /opt/venv/bin/pip install --require-hashes --only-binary=:all: -r /tmp/requirements.lock
-COPY pyproject.toml README.md /src/
+RUN python -m pip --python /opt/venv/bin/python install \
+        --require-hashes --only-binary=:all: --no-deps -r /tmp/requirements.lock
+COPY pyproject.toml README.md LICENSE /src/
 COPY common /src/common
 COPY services /src/services
 COPY healthcheck /src/healthcheck
 COPY entrypoint /src/entrypoint
-RUN /opt/venv/bin/pip install --no-deps /src \
-    && /opt/venv/bin/python -m compileall -q /opt/venv
+RUN python -m pip --python /opt/venv/bin/python install --no-deps /src \
+    && /opt/venv/bin/python -m compileall -q -j 0 /opt/venv
 
+# --- runtime: the venv and supervisord.conf; no compiler, no pip in the venv, no uv --
 FROM ${PYTHON_IMAGE}
-RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin app \
-    && mkdir -p /run/app && chown app:app /run/app
+ARG VERSION=0.0.0-dev
+ARG REVISION=unknown
+ARG SOURCE=https://github.com/OWNER/REPO
+LABEL org.opencontainers.image.title="supervised-service-template" \
+      org.opencontainers.image.description="supervisord-managed Python workers with one aggregated /metrics" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="MIT"
+RUN groupadd --gid 10001 app \
+    && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin app \
+    && mkdir -p /run/app \
+    && chown 10001:10001 /run/app
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY supervisord.conf ./
+# APP_RUNTIME_DIR is a tmpfs (compose) or emptyDir (Kubernetes) when the root
+# filesystem is read-only; nothing else is written at run time.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     APP_RUNTIME_DIR=/run/app \
     APP_METRICS_HOST=0.0.0.0 \
-    APP_METRICS_PORT=8000
+    APP_METRICS_PORT=8000 \
+    APP_VERSION=${VERSION} \
+    APP_COMMIT=${REVISION}
 USER 10001:10001
 EXPOSE 8000
 STOPSIGNAL SIGTERM

@@ -47,8 +47,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def descendants(pid: int) -> set[int]:
-    """Pids of every living descendant of ``pid`` (read from /proc)."""
+def children_by_parent() -> dict[int, list[int]]:
+    """``{ppid: [pid, ...]}`` for every process in /proc."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -59,6 +59,12 @@ def descendants(pid: int) -> set[int]:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def descendants(pid: int) -> set[int]:
+    """Pids of every descendant of ``pid`` (read from /proc)."""
+    children = children_by_parent()
     found: set[int] = set()
     todo = [pid]
     while todo:
@@ -103,16 +109,25 @@ def base_env(runtime_dir: Path, port: int, **settings: str) -> dict[str, str]:
 
 
 class Stack:
-    """``app-entrypoint`` (then supervisord, same pid) running in the background."""
+    """``app-entrypoint`` (then supervisord, same pid) running in the background.
 
-    def __init__(self, tmp: Path, settings: Mapping[str, str], cwd: Path = ROOT) -> None:
+    ``prefix`` runs it under another command, e.g. ``unshare --pid --fork``.
+    """
+
+    def __init__(
+        self,
+        tmp: Path,
+        settings: Mapping[str, str],
+        cwd: Path = ROOT,
+        prefix: tuple[str, ...] = (),
+    ) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.runtime_dir = tmp / "run"
         self.port = free_port()
         self.env = base_env(self.runtime_dir, self.port, **settings)
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [str(BIN / "app-entrypoint")],
+            [*prefix, str(BIN / "app-entrypoint")],
             cwd=cwd,
             env=self.env,
             stdin=subprocess.DEVNULL,

@@ -1,0 +1,98 @@
+"""What the image runs, run as the image runs it: app-entrypoint as PID 1.
+
+A new PID namespace (``unshare --pid --fork --mount-proc``) makes supervisord
+PID 1, as ``docker run`` does: it must stop everything on SIGTERM, exit 0 and
+reap the orphans the kernel hands to PID 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROGRAMS, Stack, children_by_parent, descendants
+
+PID_NAMESPACE = ("--pid", "--fork", "--mount-proc", "--kill-child")
+
+
+def unshare_prefix() -> tuple[str, ...]:
+    """An ``unshare`` command that gives a new PID namespace here, or skip the test."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("unshare not found (Debian package util-linux)")
+    refusals = []
+    for extra in ((), ("--user", "--map-root-user")):
+        probe = subprocess.run(
+            [unshare, *extra, *PID_NAMESPACE, "true"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        if probe.returncode == 0:
+            return (unshare, *extra, *PID_NAMESPACE)
+        refusals.append(probe.stderr.strip())
+    pytest.skip(f"the kernel refuses a new PID namespace here: {refusals}")
+
+
+def comm(pid: int) -> str:
+    """The process name of ``pid`` ("" once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+@pytest.fixture
+def pid1(tmp_path: Path) -> Iterator[tuple[Stack, int]]:
+    """A ready stack whose supervisord is PID 1 of a new namespace; yields it and its host pid."""
+    stack = Stack(tmp_path, {"loop_sleep_seconds": "30"}, prefix=unshare_prefix())
+    try:
+        stack.wait_ready()
+        [supervisord] = children_by_parent()[stack.proc.pid]  # unshare's one child
+        yield stack, supervisord
+    finally:
+        stack.kill()
+
+
+def test_sigterm_to_pid_1_stops_everything(pid1: tuple[Stack, int]) -> None:
+    """SIGTERM to PID 1 stops every process within 2 s, exit 0, stdout JSON lines only."""
+    stack, supervisord = pid1
+    assert (stack.runtime_dir / "supervisord.pid").read_text().strip() == "1"
+    programs = descendants(supervisord)
+    assert len(programs) == len(PROGRAMS)
+    started = time.monotonic()
+    os.kill(supervisord, signal.SIGTERM)
+    assert stack.proc.wait(5) == 0
+    assert time.monotonic() - started < 2.0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in programs | {supervisord})
+    stack.kill()  # joins the output reader
+    records = [json.loads(line) for line in stack.lines]
+    assert [r["program"] for r in records if r.get("event") == "shutdown_complete"]
+
+
+def test_pid_1_reaps_orphaned_grandchildren(pid1: tuple[Stack, int]) -> None:
+    """A process orphaned in the namespace is adopted by supervisord and reaped: no zombie."""
+    _, supervisord = pid1
+    nsenter = shutil.which("nsenter")
+    if nsenter is None:
+        pytest.skip("nsenter not found (Debian package util-linux)")
+    # sh exits at once; its child sleep is orphaned, adopted by PID 1, exits 0.5 s later.
+    subprocess.run(
+        [nsenter, "--target", str(supervisord), "--pid", "--", "sh", "-c", "sleep 0.5 & exit 0"],
+        check=True,
+        timeout=10,
+    )
+    [orphan] = [pid for pid in children_by_parent()[supervisord] if comm(pid) == "sleep"]
+    deadline = time.monotonic() + 3
+    while Path(f"/proc/{orphan}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{orphan}").exists(), f"pid {orphan} is {comm(orphan)!r}, not reaped"
