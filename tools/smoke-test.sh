@@ -10,7 +10,6 @@ set -euo pipefail
 image=${1:?usage: tools/smoke-test.sh IMAGE [PORT]}
 port=${2:-8000}
 name=smoke-$$
-programs=3
 
 fail() { echo "smoke test FAILED: $*" >&2; docker logs "$name" >&2 || true; exit 1; }
 
@@ -35,8 +34,9 @@ done
 echo "/metrics has both workers"
 
 status=$(docker exec "$name" supervisorctl -c supervisord.conf status)
-[ "$(grep -c RUNNING <<<"$status")" -eq "$programs" ] || fail "supervisorctl status: $status"
-echo "supervisorctl: $programs programs RUNNING"
+programs=$(wc -l <<<"$status")
+[ "$(grep -c ' RUNNING ' <<<"$status")" -eq "$programs" ] || fail "supervisorctl status: $status"
+echo "supervisorctl: all $programs programs RUNNING"
 
 started=$(date +%s%N)
 docker stop "$name" >/dev/null

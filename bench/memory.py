@@ -1,0 +1,67 @@
+"""Measure the resident memory of the whole process tree: supervisord and every program.
+
+Starts ``app-entrypoint`` (loop interval 1 s), waits until ``/readyz`` is 200
+and a few iterations ran, then reads ``/proc/<pid>/smaps_rollup`` of
+supervisord and each descendant: RSS and PSS (proportional set size, which
+splits shared pages among the processes sharing them, so the PSS total is what
+the tree really costs).
+
+Run: ``.venv/bin/python bench/memory.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.conftest import Stack, descendants  # noqa: E402 - after the path set-up
+
+
+def rollup(pid: int) -> dict[str, int]:
+    """``{"Rss": kB, "Pss": kB}`` from /proc/<pid>/smaps_rollup."""
+    values: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("Rss", "Pss"):
+            values[key] = int(rest.split()[0])
+    return values
+
+
+def name(pid: int) -> str:
+    """A short name: the supervisord program, else the command."""
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    for item in environ:
+        if item.startswith(b"SUPERVISOR_PROCESS_NAME="):
+            return item.split(b"=", 1)[1].decode()
+    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode().rsplit("/", 1)[-1]
+
+
+def main() -> None:
+    """Start the stack, measure, print one table, stop it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = Stack(Path(tmp), {"loop_sleep_seconds": "1"})
+        try:
+            stack.wait_ready()
+            time.sleep(3)
+            pids = [stack.proc.pid, *sorted(descendants(stack.proc.pid))]
+            rows = [("supervisord", rollup(pids[0]))]
+            rows += [(name(pid), rollup(pid)) for pid in pids[1:]]
+        finally:
+            stack.kill()
+    print(f"{os.cpu_count()} cores; Python {platform.python_version()}; {sys.platform}")
+    print(f"{'process':<20} {'RSS MB':>8} {'PSS MB':>8}")
+    for process, mem in rows:
+        print(f"{process:<20} {mem['Rss'] / 1024:8.1f} {mem['Pss'] / 1024:8.1f}")
+    rss = sum(m["Rss"] for _, m in rows) / 1024
+    pss = sum(m["Pss"] for _, m in rows) / 1024
+    print(f"{'total':<20} {rss:8.1f} {pss:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
