@@ -1,0 +1,193 @@
+"""Writing JSON records to stdout so that no line is ever torn or interleaved.
+
+supervisord copies each program's output to the container's stdout in chunks,
+not lines. A pipe write of at most ``PIPE_BUF`` (4096 bytes on Linux, POSIX
+``write(2)``) is atomic, so a line written with one ``write()`` of at most
+4096 bytes reaches stdout whole. :class:`JsonLineHandler` therefore writes each
+line with one ``os.write`` of at most :data:`MAX_LINE_BYTES`.
+
+A record whose JSON text is longer is written in *parts*, each a JSON line of
+its own that a log pipeline can join::
+
+    {"ts": ..., "level": ..., "service": ..., "program": ..., "logger": ...,
+     "instance": ..., "env": ..., "msg": "<the first 200 characters>",
+     "record_id": "<32 hex digits>", "part": 1, "parts": 3, "chunk": "<text>"}
+
+Concatenating ``chunk`` of parts 1..``parts`` with the same ``record_id`` gives
+the record's full JSON text. Parts of one record are written one after
+another, but another program's lines may come between them.
+
+:class:`StreamToLog` turns ``print()`` and other writes to ``sys.stdout`` /
+``sys.stderr`` into records, so that they do not break the JSON stream.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import sys
+import threading
+import uuid
+from typing import Any, TextIO
+
+from common.logs import FIXED_KEYS, JsonLineFormatter, clean_text
+
+MAX_LINE_BYTES = 4096  # PIPE_BUF on Linux, newline included
+PREVIEW_CHARS = 200
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def split_record(text: str, head: dict[str, Any]) -> list[bytes]:
+    """``text`` (one record's JSON) as newline-terminated lines of at most MAX_LINE_BYTES.
+
+    ``head`` holds the fixed keys copied into every part. Raises nothing.
+    """
+    data = text.encode("utf-8")
+    if len(data) < MAX_LINE_BYTES:
+        return [data + b"\n"]
+    head = {key: clean_text(head.get(key)) for key in FIXED_KEYS}
+    head["msg"] = str(head["msg"] or "")[:PREVIEW_CHARS]
+    head.update(record_id=uuid.uuid4().hex, part=9_999_999, parts=9_999_999, chunk="")
+    budget = MAX_LINE_BYTES - 1 - len(_dumps(head).encode("utf-8"))
+    if budget < 64:
+        head["msg"] = ""
+        budget = MAX_LINE_BYTES - 1 - len(_dumps(head).encode("utf-8"))
+    chunks: list[str] = []
+    start = 0
+    while start < len(text):
+        size = budget
+        while True:
+            chunk = text[start : start + size]
+            encoded = len(_dumps(chunk).encode("utf-8")) - 2
+            if encoded <= budget:
+                break
+            size = max(1, size * budget // encoded - 1)
+        chunks.append(chunk)
+        start += len(chunk)
+    lines = []
+    for number, chunk in enumerate(chunks, 1):
+        head.update(part=number, parts=len(chunks), chunk=chunk)
+        lines.append(_dumps(head).encode("utf-8") + b"\n")
+    return lines
+
+
+class JsonLineHandler(logging.Handler):
+    """Writes each record as JSON line(s) to file descriptor ``fd`` (default stdout).
+
+    Each line goes out in one ``os.write`` (all parts of a record under the
+    handler's lock). If ``sys.stdout`` has no file descriptor (a test's capture),
+    it is written to ``sys.stdout`` instead.
+    """
+
+    def __init__(self, fd: int = 1) -> None:
+        super().__init__()
+        self.fd = fd
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Format and write ``record``; a failure writes a short error line instead."""
+        try:
+            formatter = self.formatter
+            assert isinstance(formatter, JsonLineFormatter)  # noqa: S101 - set by configure
+            text, data = formatter.format_data(record)
+            for line in split_record(text, data):
+                self._write(line)
+        except RecursionError:
+            raise
+        except Exception as exc:
+            self._write(_emergency_line(record, exc))
+
+    def _write(self, data: bytes) -> None:
+        stream = sys.stdout
+        if self.fd == 1 and not _has_fileno(stream):
+            stream.write(data.decode("utf-8", "replace"))
+            stream.flush()
+            return
+        view = memoryview(data)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+
+
+def _has_fileno(stream: TextIO) -> bool:
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return not isinstance(stream, StreamToLog)
+
+
+def _emergency_line(record: logging.LogRecord, exc: Exception) -> bytes:
+    """A minimal, always-valid line saying that a record could not be written."""
+    text = _dumps(
+        {
+            "level": "ERROR",
+            "logger": "common.loglines",
+            "msg": f"a {record.levelname} record from {record.name} could not be written",
+            "exception_type": type(exc).__name__,
+            "error": repr(exc)[:500],
+        }
+    )
+    return text.encode("utf-8", "backslashreplace") + b"\n"
+
+
+class StreamToLog(io.TextIOBase):
+    """A text stream whose complete lines become log records of ``logger`` at ``level``.
+
+    Replace ``sys.stdout``/``sys.stderr`` with it; a partial line waits for its
+    newline (or :meth:`flush`). Writes made while a record is being emitted
+    (an error inside logging itself) go to file descriptor 2 unchanged.
+    """
+
+    _busy = threading.local()
+
+    def __init__(self, logger: str, level: int) -> None:
+        super().__init__()
+        self.logger = logging.getLogger(logger)
+        self.level = level
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        """Return True: this is an output stream."""
+        return True
+
+    def write(self, text: str) -> int:
+        """Log each complete line of ``text``; keep the rest for the next write."""
+        if getattr(self._busy, "active", False):
+            os.write(2, text.encode("utf-8", "backslashreplace"))
+            return len(text)
+        with self._lock:
+            lines = (self._pending + text).split("\n")
+            self._pending = lines.pop()
+        for line in lines:
+            self._emit(line)
+        return len(text)
+
+    def flush(self) -> None:
+        """Log a pending partial line, if any."""
+        with self._lock:
+            line, self._pending = self._pending, ""
+        if line:
+            self._emit(line)
+
+    def _emit(self, line: str) -> None:
+        self._busy.active = True
+        try:
+            self.logger.log(self.level, "%s", line.rstrip("\r"))
+        finally:
+            self._busy.active = False
+
+
+def capture_std_streams() -> None:
+    """Route ``sys.stdout`` and ``sys.stderr`` text through logging (loggers "stdout"/"stderr").
+
+    Only Python-level writes are caught; bytes a C extension or the interpreter
+    writes to file descriptor 2 are wrapped by the supervisord event listener.
+    """
+    sys.stdout = StreamToLog("stdout", logging.INFO)
+    sys.stderr = StreamToLog("stderr", logging.ERROR)
