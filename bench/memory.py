@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.conftest import Stack, descendants  # noqa: E402 - after the path set-up
+from tests.conftest import Stack, descendants
 
 
 def rollup(pid: int) -> dict[str, int]:

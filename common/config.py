@@ -161,7 +161,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             hint = ""
             if value == "" and source.startswith("env "):
                 hint = "; unset the variable to use the file's value or the default"
-            problems.append(Problem(key, source, f"{exc}, got {conv.shown(value)}{hint}"))
+            shown = "<redacted>" if is_secret(key) else conv.shown(value)
+            problems.append(Problem(key, source, f"{exc}, got {shown}{hint}"))
 
     if "health_max_age_seconds" not in values and "loop_sleep_seconds" in values:
         values["health_max_age_seconds"] = default_health_max_age(values["loop_sleep_seconds"])
@@ -178,6 +179,27 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         values["instance"] = socket.gethostname() or "localhost"
     values["runtime_dir"] = Path(values["runtime_dir"]).absolute()
     return Settings(**values, sources=sources)
+
+
+SECRET_WORDS = ("password", "secret", "token", "key", "dsn")
+
+
+def is_secret(key: str) -> bool:
+    """True for a key whose value must never be logged (it names a password, token...)."""
+    return any(word in key.lower() for word in SECRET_WORDS)
+
+
+def effective_settings(settings: Settings) -> dict[str, dict[str, object]]:
+    """``{key: {"value": ..., "source": ...}}`` for logging; secret values are redacted."""
+    report: dict[str, dict[str, object]] = {}
+    for key in KEYS:
+        value = getattr(settings, key)
+        if is_secret(key):
+            value = "<redacted>"
+        elif isinstance(value, Path | tuple):
+            value = str(value) if isinstance(value, Path) else list(value)
+        report[key] = {"value": value, "source": settings.sources[key]}
+    return report
 
 
 def unknown_env_names(environ: Mapping[str, str] | None = None) -> list[str]:

@@ -80,13 +80,16 @@ class JsonLineHandler(logging.Handler):
     """Writes each record as JSON line(s) to file descriptor ``fd`` (default stdout).
 
     Each line goes out in one ``os.write`` (all parts of a record under the
-    handler's lock). If ``sys.stdout`` has no file descriptor (a test's capture),
-    it is written to ``sys.stdout`` instead.
+    handler's lock). If ``fd`` is 1 but ``sys.stdout`` has no file descriptor
+    when the handler is made (a test's capture), lines go to that stream instead.
     """
 
     def __init__(self, fd: int = 1) -> None:
         super().__init__()
         self.fd = fd
+        stdout = sys.stdout
+        captured = fd == 1 and not isinstance(stdout, StreamToLog) and not _has_fileno(stdout)
+        self._stream: TextIO | None = stdout if captured else None
 
     def emit(self, record: logging.LogRecord) -> None:
         """Format and write ``record``; a failure writes a short error line instead."""
@@ -102,10 +105,9 @@ class JsonLineHandler(logging.Handler):
             self._write(_emergency_line(record, exc))
 
     def _write(self, data: bytes) -> None:
-        stream = sys.stdout
-        if self.fd == 1 and not _has_fileno(stream):
-            stream.write(data.decode("utf-8", "replace"))
-            stream.flush()
+        if self._stream is not None:
+            self._stream.write(data.decode("utf-8", "replace"))
+            self._stream.flush()
             return
         view = memoryview(data)
         while view:
@@ -118,7 +120,7 @@ def _has_fileno(stream: TextIO) -> bool:
         stream.fileno()
     except (AttributeError, OSError, ValueError):
         return False
-    return not isinstance(stream, StreamToLog)
+    return True
 
 
 def _emergency_line(record: logging.LogRecord, exc: Exception) -> bytes:

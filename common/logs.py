@@ -172,8 +172,9 @@ def configure_logging(
     env: str = "unknown",
     instance: str = "unknown",
     level: str = "INFO",
+    fd: int = 1,
 ) -> None:
-    """Send every log record (and captured ``warnings``) to stdout as JSON lines.
+    """Send every log record (and captured ``warnings``) to ``fd`` (stdout) as JSON lines.
 
     Replaces any handler already on the root logger, so calling it again (once
     settings are known) updates the identity fields. Also makes every logger
@@ -184,7 +185,7 @@ def configure_logging(
 
     logging.Logger.makeRecord = _make_record  # type: ignore[method-assign]
     identity = {"service": service, "program": program, "instance": instance, "env": env}
-    handler = JsonLineHandler()
+    handler = JsonLineHandler(fd)
     handler.setFormatter(JsonLineFormatter(identity))
     root = logging.getLogger()
     for old in root.handlers[:]:

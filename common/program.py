@@ -12,8 +12,16 @@ import os
 from collections.abc import Callable
 
 from common import logs
-from common.config import EX_CONFIG, ConfigError, Settings, load_settings, unknown_env_names
+from common.config import (
+    EX_CONFIG,
+    ConfigError,
+    Settings,
+    effective_settings,
+    load_settings,
+    unknown_env_names,
+)
 from common.errors import FatalError
+from common.loglines import capture_std_streams
 
 log = logging.getLogger("program")
 
@@ -24,18 +32,28 @@ def program_name(default: str) -> str:
 
 
 def run_program(
-    program: str, main: Callable[[Settings], None], *, warn_unknown_env: bool = False
+    program: str,
+    main: Callable[[Settings], None],
+    *,
+    warn_unknown_env: bool = False,
+    log_fd: int = 1,
+    capture_streams: bool = True,
 ) -> int:
     """Load settings, configure logging, run ``main(settings)``; return the exit code.
 
     A :class:`ConfigError` (from loading settings or from ``main``) logs one
-    ``config_invalid`` line and returns 78; any exception
-    escaping ``main`` logs one ``crashed`` line (exception_type, stack) and
-    returns 1 (a :class:`FatalError` is logged without its stack).
-    ``warn_unknown_env`` logs a warning per unknown ``APP_*`` variable (the
-    entrypoint does, so that the programs it starts need not repeat them).
+    ``config_invalid`` line and returns 78; any exception escaping ``main`` logs
+    one ``crashed`` line (exception_type, stack) and returns 1 (a
+    :class:`FatalError` is logged without its stack). Once settings are valid,
+    one ``config_loaded`` line lists every value and its source (secrets
+    redacted). ``warn_unknown_env`` logs a warning per unknown ``APP_*``
+    variable (the entrypoint does, so that its programs need not repeat them).
+    Log lines go to ``log_fd``; ``capture_streams`` turns ``sys.stdout`` and
+    ``sys.stderr`` writes into records too.
     """
-    logs.configure_logging(program)
+    logs.configure_logging(program, fd=log_fd)
+    if capture_streams:
+        capture_std_streams()
     try:
         settings = load_settings()
         logs.configure_logging(
@@ -44,6 +62,11 @@ def run_program(
             env=settings.env,
             instance=settings.instance,
             level=settings.log_level,
+            fd=log_fd,
+        )
+        log.info(
+            "configuration loaded",
+            extra={"event": logs.CONFIG_LOADED, "settings": effective_settings(settings)},
         )
         for name in unknown_env_names() if warn_unknown_env else ():
             log.warning("ignoring unknown environment variable %s", name)

@@ -36,8 +36,16 @@ def supervisord_programs() -> tuple[str, ...]:
     return tuple(s.partition(":")[2] for s in parser.sections() if s.startswith("program:"))
 
 
+def supervisord_listeners() -> tuple[str, ...]:
+    """The ``[eventlistener:x]`` names in supervisord.conf (one process each)."""
+    parser = configparser.RawConfigParser()
+    parser.read(ROOT / "supervisord.conf")
+    return tuple(s.partition(":")[2] for s in parser.sections() if s.startswith("eventlistener:"))
+
+
 PROGRAMS = supervisord_programs()
 WORKERS = tuple(p for p in PROGRAMS if p != EXPORTER)
+PROCESSES = PROGRAMS + supervisord_listeners()
 
 
 def free_port() -> int:
@@ -184,7 +192,7 @@ class Stack:
                 status, _ = http_get(self.url("/readyz"), timeout=1)
             except OSError:
                 return False
-            return status == 200 and self.ctl("status").stdout.count("RUNNING") == len(PROGRAMS)
+            return status == 200 and self.ctl("status").stdout.count("RUNNING") == len(PROCESSES)
 
         self.wait_until(ready, timeout, "/readyz 200 and every process RUNNING")
 

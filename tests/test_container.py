@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROGRAMS, Stack, children_by_parent, descendants
+from tests.conftest import PROCESSES, Stack, children_by_parent, descendants
 
 PID_NAMESPACE = ("--pid", "--fork", "--mount-proc", "--kill-child")
 
@@ -68,7 +68,7 @@ def test_sigterm_to_pid_1_stops_everything(pid1: tuple[Stack, int]) -> None:
     stack, supervisord = pid1
     assert (stack.runtime_dir / "supervisord.pid").read_text().strip() == "1"
     programs = descendants(supervisord)
-    assert len(programs) == len(PROGRAMS)
+    assert len(programs) == len(PROCESSES)
     started = time.monotonic()
     os.kill(supervisord, signal.SIGTERM)
     assert stack.proc.wait(5) == 0

@@ -120,7 +120,7 @@ def test_worker_stops_at_once_despite_a_long_sleep(
     assert err == ""
     assert elapsed < 1.0
     events = [r.get("event") for r in program.records if r.get("event")]
-    assert events == ["startup_success", "shutting_down", "shutdown_complete"]
+    assert events == ["config_loaded", "startup_success", "shutting_down", "shutdown_complete"]
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
@@ -135,7 +135,9 @@ def test_iteration_in_flight_finishes_before_the_stop(tmp_path: Path, kind: str)
         program.close()
     assert (code, err) == (0, "")
     events = [r.get("event") for r in program.records if r.get("event")]
-    assert events == ["startup_success", "begin", "end", "shutting_down", "shutdown_complete"]
+    assert events == [
+        "config_loaded", "startup_success", "begin", "end", "shutting_down", "shutdown_complete"
+    ]  # fmt: skip
 
 
 def test_exception_in_run_once_is_logged_counted_and_the_loop_goes_on(tmp_path: Path) -> None:
@@ -175,7 +177,7 @@ def test_crash_in_the_machinery_exits_1_with_a_crashed_line(tmp_path: Path) -> N
         check=False,
     )
     assert result.returncode == 1
-    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    [*_, record] = [json.loads(line) for line in result.stdout.splitlines()]
     assert record["event"] == "crashed"
     assert record["exception_type"] == "RuntimeError"
     assert "machinery broke" in record["stack"]
@@ -189,7 +191,7 @@ def test_program_with_bad_config_exits_78(tmp_path: Path, module: str) -> None:
     """Each program refuses bad config on its own: exit 78, one config_invalid line."""
     result = run_module(module, program_env(tmp_path, loop_sleep_seconds="-1"))
     assert result.returncode == 78
-    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    [*_, record] = [json.loads(line) for line in result.stdout.splitlines()]
     assert record["event"] == "config_invalid"
     assert "loop_sleep_seconds (env APP_LOOP_SLEEP_SECONDS)" in record["msg"]
 
@@ -203,7 +205,7 @@ def test_exporter_reports_a_taken_port_clearly(tmp_path: Path) -> None:
         env = program_env(tmp_path, metrics_port=str(port))
         result = run_module("services.metrics_exporter", env)
     assert result.returncode == 1
-    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    [*_, record] = [json.loads(line) for line in result.stdout.splitlines()]
     assert record["msg"] == f"metrics_port 127.0.0.1:{port} is already in use"
     assert record["exception_type"] == "ListenError"
     assert "stack" not in record
@@ -214,7 +216,7 @@ def test_exporter_reports_an_unknown_host_clearly(tmp_path: Path) -> None:
     env = program_env(tmp_path, metrics_host="no-such-host.invalid")
     result = run_module("services.metrics_exporter", env)
     assert result.returncode == 1
-    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    [*_, record] = [json.loads(line) for line in result.stdout.splitlines()]
     assert record["msg"].startswith("cannot listen on no-such-host.invalid:")
     assert "(metrics_host, metrics_port)" in record["msg"]
 
@@ -225,5 +227,5 @@ def test_worker_without_multiproc_dir_refuses_to_run(tmp_path: Path) -> None:
     del env["PROMETHEUS_MULTIPROC_DIR"]
     result = run_module("services.sync_worker", env)
     assert result.returncode == 1
-    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    [*_, record] = [json.loads(line) for line in result.stdout.splitlines()]
     assert "PROMETHEUS_MULTIPROC_DIR is not set" in record["msg"]

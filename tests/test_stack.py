@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import PROGRAMS, WORKERS, Stack, base_env, free_port, http_get, run_command
+from tests.conftest import PROCESSES, WORKERS, Stack, base_env, free_port, http_get, run_command
 
 REQUIRED_KEYS = {"ts", "level", "service", "program", "logger", "instance", "env", "msg"}
 
@@ -43,7 +43,7 @@ def test_entrypoint_becomes_supervisord_and_all_programs_run(running_stack: Stac
     status = running_stack.ctl("status").stdout
     for program in (*WORKERS, "metrics_exporter"):
         assert f"app:{program}" in status
-    assert status.count("RUNNING") == len(PROGRAMS)
+    assert status.count("RUNNING") == len(PROCESSES)
 
 
 def test_control_socket_is_private(running_stack: Stack) -> None:
@@ -118,7 +118,9 @@ def test_every_stdout_line_is_a_json_record(running_stack: Stack) -> None:
     for record in records:
         assert record.keys() >= REQUIRED_KEYS, record
     started = {r["program"] for r in records if r.get("event") == "startup_success"}
-    assert started == {*WORKERS, "metrics_exporter"}
+    assert started == set(PROCESSES)
+    loaded = {r["program"] for r in records if r.get("event") == "config_loaded"}
+    assert loaded == {*PROCESSES, "entrypoint"}
 
 
 def test_supervisorctl_stops_and_starts_a_worker(start_stack: Callable[..., Stack]) -> None:
@@ -213,7 +215,7 @@ def test_second_entrypoint_refuses_a_live_runtime_dir(start_stack: Callable[...,
     files_before = sorted(p.name for p in (stack.runtime_dir / "prometheus").iterdir())
     result = run_command(["app-entrypoint"], stack.env)
     assert result.returncode == 1
-    assert "already answers" in json.loads(result.stdout)["msg"]
+    assert "already answers" in json.loads(result.stdout.splitlines()[-1])["msg"]
     files_after = sorted(p.name for p in (stack.runtime_dir / "prometheus").iterdir())
     assert set(files_before) <= set(files_after)
 
@@ -223,7 +225,7 @@ def test_unknown_worker_in_settings_exits_78(tmp_path: Path) -> None:
     env = base_env(tmp_path / "run", free_port(), workers="sync_worker,asyn_worker")
     result = run_command(["app-entrypoint"], env)
     assert result.returncode == 78
-    record = json.loads(result.stdout)
+    record = json.loads(result.stdout.splitlines()[-1])
     assert record["event"] == "config_invalid"
     assert "workers (env APP_WORKERS): no [program:x] in supervisord.conf" in record["msg"]
     assert "'asyn_worker'; did you mean 'async_worker'?" in record["msg"]

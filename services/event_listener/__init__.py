@@ -1,0 +1,1 @@
+"""supervisord event listener: what the programs write to file descriptor 2, as JSON."""

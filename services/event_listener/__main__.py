@@ -1,0 +1,50 @@
+"""Run the event listener: ``app-events`` or ``python -m services.event_listener``.
+
+supervisord starts it from ``[eventlistener:event_listener]``. Its stdout is
+the listener protocol, so its own log lines go to stderr (fd 2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import signal
+import sys
+
+from common import logs
+from common.config import Settings
+from common.program import program_name, run_program
+from services.event_listener.listener import serve
+
+PROGRAM = program_name("event_listener")
+log = logging.getLogger("event_listener")
+
+
+class StopRequestedError(Exception):
+    """Raised by the SIGTERM/SIGINT handler to leave the blocking read."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise StopRequestedError
+
+
+def _main(settings: Settings) -> None:
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    # Binary-exact streams: the envelope's len counts characters of UTF-8 text.
+    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="")
+    stdout = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+    log.info("%s started", PROGRAM, extra={"event": logs.STARTUP_SUCCESS})
+    with contextlib.suppress(StopRequestedError):
+        serve(settings, stdin, stdout)
+    log.info("%s stopped", PROGRAM, extra={"event": logs.SHUTDOWN_COMPLETE})
+
+
+def main() -> None:
+    """Console-script entry point; exits 0 (stopped), 1 (crashed) or 78 (bad config)."""
+    sys.exit(run_program(PROGRAM, _main, log_fd=2, capture_streams=False))
+
+
+if __name__ == "__main__":
+    main()
