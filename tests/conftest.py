@@ -128,11 +128,12 @@ class Stack:
         settings: Mapping[str, str],
         cwd: Path = ROOT,
         prefix: tuple[str, ...] = (),
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.runtime_dir = tmp / "run"
         self.port = free_port()
-        self.env = base_env(self.runtime_dir, self.port, **settings)
+        self.env = base_env(self.runtime_dir, self.port, **settings) | dict(extra_env or {})
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             [*prefix, str(BIN / "app-entrypoint")],
@@ -228,11 +229,14 @@ class Stack:
 
 @pytest.fixture
 def start_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
-    """Start stacks with ``start_stack(loop_sleep_seconds="1", ...)``; all killed at the end."""
+    """Start stacks with ``start_stack(loop_sleep_seconds="1", ...)``; all killed at the end.
+
+    ``extra_env`` adds environment variables that are not settings.
+    """
     stacks: list[Stack] = []
 
-    def start(**settings: str) -> Stack:
-        stack = Stack(tmp_path / f"stack{len(stacks)}", settings)
+    def start(extra_env: Mapping[str, str] | None = None, **settings: str) -> Stack:
+        stack = Stack(tmp_path / f"stack{len(stacks)}", settings, extra_env=extra_env)
         stacks.append(stack)
         return stack
 

@@ -1,0 +1,87 @@
+"""The event listener: supervisord's protocol on stdin/stdout, raw stderr out as JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from common.config import Settings, load_settings
+from services.event_listener.listener import serve
+
+
+def envelope(eventname: str, payload: str, serial: int = 1) -> str:
+    """One event as supervisord sends it (supervisor docs, "Event Listener Notification")."""
+    header = (
+        f"ver:3.0 server:supervisor serial:{serial} pool:event_listener poolserial:{serial} "
+        f"eventname:{eventname} len:{len(payload)}\n"
+    )
+    return header + payload
+
+
+def stderr_event(program: str, pid: int, data: str, serial: int = 1) -> str:
+    """A PROCESS_LOG_STDERR event carrying ``data``."""
+    body = f"processname:{program} groupname:app pid:{pid} channel:stderr\n{data}"
+    return envelope("PROCESS_LOG_STDERR", body, serial)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Default settings (an empty config file)."""
+    empty = tmp_path / "c.yml"
+    empty.write_text("")
+    return load_settings({"APP_CONFIG_PATH": str(empty), "APP_INSTANCE": "host-1"})
+
+
+def test_raw_stderr_becomes_a_json_record(
+    settings: Settings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Text a program wrote to fd 2 (a traceback, say) is one JSON line naming the program."""
+    text = 'Traceback (most recent call last):\n  File "x.py", line 1\nSyntaxError: ünïcode\n'
+    stdin = io.StringIO(stderr_event("sync_worker", 4242, text))
+    stdout = io.StringIO()
+    serve(settings, stdin, stdout)
+    assert stdout.getvalue() == "READY\nRESULT 2\nOKREADY\n"
+    out, err = capfd.readouterr()
+    assert out == ""
+    [record] = [json.loads(line) for line in err.splitlines()]
+    assert record["program"] == "sync_worker"
+    assert record["pid"] == 4242
+    assert record["logger"] == "stderr"
+    assert record["event"] == "stderr"
+    assert record["level"] == "ERROR"
+    assert record["instance"] == "host-1"
+    assert record["msg"] == text.rstrip("\n")
+
+
+def test_a_failing_handler_still_acknowledges_every_event(settings: Settings) -> None:
+    """An exception while handling is logged and the event is still answered OK."""
+    stdin = io.StringIO(
+        stderr_event("a", 1, "first\n", serial=1) + stderr_event("b", 2, "second\n", serial=2)
+    )
+    stdout = io.StringIO()
+    seen: list[str] = []
+
+    def handler(settings: Settings, headers: dict[str, str], payload: str) -> None:
+        seen.append(headers["serial"])
+        if headers["serial"] == "1":
+            raise RuntimeError("handler bug")
+
+    serve(settings, stdin, stdout, handler)
+    assert seen == ["1", "2"]
+    assert stdout.getvalue() == "READY\nRESULT 2\nOKREADY\nRESULT 2\nOKREADY\n"
+
+
+def test_huge_stderr_output_is_split_into_joinable_lines(
+    settings: Settings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """100 KB written to fd 2 arrives as parts of at most 4096 bytes that join back."""
+    text = "x" * 100_000
+    serve(settings, io.StringIO(stderr_event("w", 1, text)), io.StringIO())
+    lines = capfd.readouterr().err.encode().splitlines()
+    assert all(len(line) < 4096 for line in lines)
+    parts = [json.loads(line) for line in lines]
+    assert [p["part"] for p in parts] == list(range(1, len(parts) + 1))
+    assert json.loads("".join(p["chunk"] for p in parts))["msg"] == text
