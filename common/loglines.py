@@ -34,7 +34,7 @@ from typing import Any, TextIO
 
 from common.logs import FIXED_KEYS, JsonLineFormatter, clean_text
 
-MAX_LINE_BYTES = 400_000  # PIPE_BUF on Linux, newline included
+MAX_LINE_BYTES = 4096  # PIPE_BUF on Linux, newline included
 PREVIEW_CHARS = 200
 
 
