@@ -29,6 +29,10 @@ def shown(value: object) -> str:
 def _str(value: object, expected: str) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected {expected}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in an env value (PEP 383)
+        raise ValueError("expected UTF-8 text") from None
     return value
 
 

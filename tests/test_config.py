@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from common import converters as conv
-from common.config import KEYS, ConfigError, Settings, load_settings, unknown_env_names
+from common.config import (
+    KEYS,
+    ConfigError,
+    Settings,
+    effective_settings,
+    is_secret,
+    load_settings,
+    unknown_env_names,
+)
 from tests.conftest import ROOT, WORKERS
 
 
@@ -222,3 +230,91 @@ def test_unquoted_yaml_number_for_a_string_key_is_explained(tmp_path: Path) -> N
 def test_default_workers_are_the_supervisord_programs(tmp_path: Path) -> None:
     """The default workers list names every supervisord program except the exporter."""
     assert set(load(tmp_path).workers) == set(WORKERS)
+
+
+def test_unknown_log_level_is_refused(tmp_path: Path) -> None:
+    """log_level must be a standard level name."""
+    [problem] = problems(tmp_path, APP_LOG_LEVEL="verbose")
+    assert problem == (
+        "log_level (env APP_LOG_LEVEL): expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL,"
+        " got 'verbose'"
+    )
+
+
+@pytest.mark.parametrize("text", ["just a string\n", "42\n"])
+def test_yaml_scalar_is_not_a_mapping(tmp_path: Path, text: str) -> None:
+    """A file holding one scalar is refused, naming the file and line."""
+    [problem] = problems(tmp_path, text)
+    assert problem.startswith("config file (")
+    assert problem.endswith("config.yml line 1): expected a mapping of key: value")
+
+
+def test_tab_indentation_is_a_syntax_error_with_position(tmp_path: Path) -> None:
+    """A tab where YAML wants spaces: line and column of the tab."""
+    [problem] = problems(tmp_path, "env: prod\n\tmetrics_port: 1\n")
+    assert problem.endswith(
+        "line 2 column 1): invalid YAML: found character '\\t' that cannot start any token"
+    )
+
+
+def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    """A UTF-8 BOM (as some editors write) does not break the file."""
+    path = tmp_path / "bom.yml"
+    path.write_bytes(b"\xef\xbb\xbfenv: bom\n")
+    assert load_settings({"APP_CONFIG_PATH": str(path)}).env == "bom"
+
+
+def test_anchors_and_aliases_are_allowed(tmp_path: Path) -> None:
+    """YAML anchors and aliases resolve as usual."""
+    settings = load(tmp_path, "service_name: &name billing\ninstance: *name\n")
+    assert (settings.service_name, settings.instance) == ("billing", "billing")
+
+
+def test_non_utf8_file_is_refused_with_the_byte_offset(tmp_path: Path) -> None:
+    """A config file that is not UTF-8 names the first bad byte."""
+    path = tmp_path / "latin1.yml"
+    path.write_bytes(b"env: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"not UTF-8 at byte 8"):
+        load_settings({"APP_CONFIG_PATH": str(path)})
+
+
+def test_non_utf8_env_value_is_refused(tmp_path: Path) -> None:
+    """Undecodable bytes in an env value (surrogate-escaped by Python) are an error."""
+    [problem] = problems(tmp_path, APP_VERSION="1.0\udce9")
+    assert problem.startswith("version (env APP_VERSION): expected UTF-8 text")
+
+
+def test_huge_file_is_refused(tmp_path: Path) -> None:
+    """A config file over 1 MiB is refused before parsing."""
+    path = tmp_path / "huge.yml"
+    path.write_text("# padding\n" * 120_000)
+    with pytest.raises(ConfigError, match=r"file is larger than 1048576 bytes"):
+        load_settings({"APP_CONFIG_PATH": str(path)})
+
+
+def test_unreadable_config_path_is_an_error(tmp_path: Path) -> None:
+    """APP_CONFIG_PATH naming a directory (unreadable as a file) is an error."""
+    with pytest.raises(ConfigError, match=r"cannot read the file: Is a directory"):
+        load_settings({"APP_CONFIG_PATH": str(tmp_path)})
+
+
+def test_default_config_path_may_be_absent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without APP_CONFIG_PATH and without ./config.yml, defaults apply silently."""
+    monkeypatch.chdir(tmp_path)
+    assert load_settings({}).sources["env"] == "default"
+
+
+def test_secret_keys_are_recognised() -> None:
+    """Keys naming a password, secret, token, key or DSN count as secrets, others do not."""
+    secrets = ("db_password", "API_KEY", "sentry_dsn", "auth_token", "client_secret")
+    assert all(is_secret(key) for key in secrets)
+    assert not any(is_secret(key) for key in KEYS)
+
+
+def test_effective_settings_give_every_value_and_its_source(tmp_path: Path) -> None:
+    """The config_loaded report lists each key with its value and where it came from."""
+    report = effective_settings(load(tmp_path, "env: staging\n", APP_METRICS_PORT="9100"))
+    assert set(report) == set(KEYS)
+    assert report["metrics_port"] == {"value": 9100, "source": "env APP_METRICS_PORT"}
+    assert str(report["env"]["source"]).endswith("config.yml line 1")
+    assert report["workers"]["value"] == list(WORKERS)
