@@ -129,7 +129,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     environ = os.environ if environ is None else environ
     problems: list[Problem] = []
-    raw: dict[str, tuple[object, str]] = {}
     path_value = environ.get(CONFIG_PATH_ENV)
     if path_value == "":
         problem = "expected a file path, got ''; unset it to use config.yml"
@@ -137,32 +136,36 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     path = Path(path_value or DEFAULT_CONFIG_PATH)
     file_values, file_problems = read_config_file(path, path_value is not None, MAX_CONFIG_BYTES)
     problems.extend(file_problems)
+    candidates: dict[str, list[tuple[object, str]]] = {key: [] for key in _FIELDS}
     for key, (value, line) in file_values.items():
         if key not in _FIELDS:
-            problems.append(Problem(key, f"{path} line {line}", "unknown key" + suggest(key, KEYS)))
+            problems.append(
+                Problem(key, f"{path} line {line}", "unknown key" + suggest(key, KEYS))
+            )
         else:
-            raw[key] = (value, f"{path} line {line}")
-
+            candidates[key].append((value, f"{path} line {line}"))
     for key in _FIELDS:
         env_name = ENV_PREFIX + key.upper()
         if env_name in environ:
-            raw[key] = (environ[env_name], f"env {env_name}")
+            candidates[key].append((environ[env_name], f"env {env_name}"))
 
+    # Every given value is checked, also a file value that the environment overrides.
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for key, (convert, default) in _FIELDS.items():
-        value, source = raw.get(key, (default, "default"))
-        sources[key] = source
-        if value is _COMPUTED:
-            continue
-        try:
-            values[key] = convert(value)
-        except ValueError as exc:
-            hint = ""
-            if value == "" and source.startswith("env "):
-                hint = "; unset the variable to use the file's value or the default"
-            shown = "<redacted>" if is_secret(key) else conv.shown(value)
-            problems.append(Problem(key, source, f"{exc}, got {shown}{hint}"))
+        given = candidates[key] or [(default, "default")]
+        for value, source in given:
+            sources[key] = source
+            if value is _COMPUTED:
+                continue
+            try:
+                values[key] = convert(value)
+            except ValueError as exc:
+                hint = ""
+                if value == "" and source.startswith("env "):
+                    hint = "; unset the variable to use the file's value or the default"
+                shown = "<redacted>" if is_secret(key) else conv.shown(value)
+                problems.append(Problem(key, source, f"{exc}, got {shown}{hint}"))
 
     if "health_max_age_seconds" not in values and "loop_sleep_seconds" in values:
         values["health_max_age_seconds"] = default_health_max_age(values["loop_sleep_seconds"])

@@ -318,3 +318,10 @@ def test_effective_settings_give_every_value_and_its_source(tmp_path: Path) -> N
     assert report["metrics_port"] == {"value": 9100, "source": "env APP_METRICS_PORT"}
     assert str(report["env"]["source"]).endswith("config.yml line 1")
     assert report["workers"]["value"] == list(WORKERS)
+
+
+def test_bad_file_value_is_an_error_even_when_env_overrides_it(tmp_path: Path) -> None:
+    """A wrong value in the file is reported although APP_* wins: no hidden typo."""
+    [problem] = problems(tmp_path, "metrics_port: nope\n", APP_METRICS_PORT="9000")
+    assert problem.startswith("metrics_port (")
+    assert "config.yml line 1): expected an integer in 1..65535, got 'nope'" in problem

@@ -240,3 +240,27 @@ def test_app_health_fails_when_nothing_runs(tmp_path: Path) -> None:
     assert report["healthy"] is False
     assert "exporter unreachable" in report["readyz"]
     assert "supervisord unreachable" in report["processes"]
+
+
+def test_bad_config_at_run_time_ends_fatal_after_bounded_spawns(
+    start_stack: Callable[..., Stack],
+) -> None:
+    """A worker meeting bad config when restarted exits 78 and is FATAL after 1 + 3 spawns."""
+    stack = start_stack(loop_sleep_seconds="0.2")
+    stack.wait_ready()
+    Path(stack.env["APP_CONFIG_PATH"]).write_text("metrics_port: nope\n")
+    os.kill(stack.pid_of("sync_worker"), signal.SIGKILL)
+    stack.wait_until(
+        lambda: " FATAL " in stack.ctl("status", "app:sync_worker").stdout, 30, "FATAL"
+    )
+    invalid = [
+        r
+        for r in stack.records()
+        if r["program"] == "sync_worker" and r.get("event") == "config_invalid"
+    ]
+    assert len(invalid) == 4  # the first spawn and startretries=3 more
+    log = (stack.runtime_dir / "supervisord.log").read_text()
+    assert "gave up: sync_worker entered FATAL state, too many start retries" in log
+    health = stack.health()
+    assert health.returncode == 1
+    assert json.loads(health.stdout)["problems"][0].startswith("invalid configuration: ")
