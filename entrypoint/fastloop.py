@@ -6,8 +6,8 @@ supervisord's main loop waits in ``poll`` with a fixed 1 s timeout
 program's output pipe reaches EOF a moment before the kernel turns it into a
 zombie, supervisord waits another full second to reap it. Measured with
 supervisor 4.3 (``bench/lifecycle_times.py``): SIGTERM to exit took 0.3-2.1 s,
-median 1.1 s; with a 0.1 s wake-up 0.16-0.32 s, median 0.22 s, for about 2 ms
-of supervisord CPU per second.
+median 0.9-1.1 s; with a 0.1 s wake-up 0.16-0.32 s, median 0.22-0.27 s, for
+about 2.4 ms of supervisord CPU per second.
 
 supervisord loads this through its documented ``[rpcinterface:x]`` extension
 point, which calls the factory with the supervisord instance before the main
