@@ -139,9 +139,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     candidates: dict[str, list[tuple[object, str]]] = {key: [] for key in _FIELDS}
     for key, (value, line) in file_values.items():
         if key not in _FIELDS:
-            problems.append(
-                Problem(key, f"{path} line {line}", "unknown key" + suggest(key, KEYS))
-            )
+            problems.append(Problem(key, f"{path} line {line}", "unknown key" + suggest(key, KEYS)))
         else:
             candidates[key].append((value, f"{path} line {line}"))
     for key in _FIELDS:
