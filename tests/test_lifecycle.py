@@ -16,14 +16,19 @@ import pytest
 from tests.conftest import ROOT, base_env, free_port, run_module
 
 FAILING_LOOP = """
-import itertools
-from common.lifecycle import run_sync_loop
+import itertools, sys
+from common.lifecycle import run_async_loop, run_sync_loop
 from common.program import run_program
 calls = itertools.count()
 def run_once():
     if next(calls) == 0:
         raise KeyError("first call fails")
-run_program("w", lambda s: run_sync_loop("w", s, run_once))
+async def run_once_async():
+    run_once()
+if sys.argv[1] == "sync":
+    run_program("w", lambda s: run_sync_loop("w", s, run_once))
+else:
+    run_program("w", lambda s: run_async_loop("w", s, run_once_async))
 """
 SLOW_ITERATION = """
 import asyncio, logging, sys, time
@@ -140,9 +145,12 @@ def test_iteration_in_flight_finishes_before_the_stop(tmp_path: Path, kind: str)
     ]  # fmt: skip
 
 
-def test_exception_in_run_once_is_logged_counted_and_the_loop_goes_on(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_exception_in_run_once_is_logged_counted_and_the_loop_goes_on(
+    tmp_path: Path, kind: str
+) -> None:
     """run_once raising is an ERROR line with exception_type and stack; iterations continue."""
-    program = Program(["-c", FAILING_LOOP], program_env(tmp_path, loop_sleep_seconds="0.05"))
+    program = Program(["-c", FAILING_LOOP, kind], program_env(tmp_path, loop_sleep_seconds="0.05"))
     try:
         failure = program.wait_for("iteration_failed")
         time.sleep(0.3)
