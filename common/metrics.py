@@ -137,3 +137,28 @@ class WorkerMetrics:
                 self._errors.inc()
             self._duration.observe(seconds)
             self._last.set(time.time())
+
+
+def process_exits_counter() -> Any:
+    """``app_process_exits_total{program, expected}``: exits supervisord reported (listener)."""
+    check_multiproc_dir()
+    from prometheus_client import Counter
+
+    return Counter(
+        "app_process_exits",
+        "Process exits seen by supervisord; expected=\"false\" means a crash or kill.",
+        ["program", "expected"],
+        registry=None,
+    )
+
+
+def quarantined_files_counter() -> Any:
+    """``app_metric_files_quarantined_total``: damaged metric files set aside (exporter)."""
+    check_multiproc_dir()
+    from prometheus_client import Counter
+
+    return Counter(
+        "app_metric_files_quarantined",
+        "Damaged files of dead processes moved out of the multiprocess directory.",
+        registry=None,
+    )

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 
+import pytest
+
 from common.config import Settings, load_settings
 from services.metrics_exporter.exporter import make_app
 from tests.conftest import ROOT, WORKERS
@@ -22,6 +24,13 @@ m = WorkerMetrics("sync_worker")
 m.started()
 m.iteration_finished(0.01, False)
 """
+
+
+@pytest.fixture(autouse=True)
+def multiproc_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The exporter's own metrics need the directory set, as app-entrypoint sets it."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    return tmp_path
 
 
 def settings_for(tmp_path: Path, **env: str) -> Settings:

@@ -25,9 +25,10 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.metrics_core import InfoMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector
 
+from common import multiproc
 from common.config import Settings
+from common.metrics import quarantined_files_counter
 from services.metrics_exporter.readiness import readiness, worker_samples
 
 log = logging.getLogger("exporter")
@@ -49,6 +50,31 @@ class BuildInfoCollector:
         yield InfoMetricFamily("app_build", "Build and deployment of this container.", self._labels)
 
 
+class DirectoryCollector:
+    """Every process's metrics from the multiprocess directory (:func:`common.multiproc.collect`).
+
+    A damaged file of a dead process is quarantined, counted in
+    ``app_metric_files_quarantined_total`` and named in a warning line.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._quarantined = quarantined_files_counter()
+
+    def collect(self) -> Iterable[Metric]:
+        """Merge every readable file, under the directory's lock."""
+        result: Iterable[Metric] = multiproc.collect(self.directory, self._bad_file)
+        return result
+
+    def _bad_file(self, moved_to: Path) -> None:
+        self._quarantined.inc()
+        log.warning(
+            "damaged metric file quarantined: %s",
+            moved_to,
+            extra={"event": "metric_file_quarantined", "file": str(moved_to)},
+        )
+
+
 def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
     data = json.dumps(body).encode()
     start_response(
@@ -61,7 +87,7 @@ def make_app(
     settings: Settings, multiproc_dir: Path
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     """Build the WSGI app; every request reads the files in ``multiproc_dir`` afresh."""
-    collector = MultiProcessCollector(None, path=str(multiproc_dir))
+    collector = DirectoryCollector(multiproc_dir)
     registry = CollectorRegistry()
     registry.register(collector)
     registry.register(BuildInfoCollector(settings))

@@ -1,0 +1,183 @@
+"""The Prometheus multiprocess directory: exact totals, bounded size, no broken scrape.
+
+prometheus-client writes one file per process and metric kind
+(``counter_<pid>.db``, ``gauge_mostrecent_<pid>.db``...) and its
+``MultiProcessCollector`` re-reads every file at every scrape, dead processes'
+included (client_python docs, "Multiprocess Mode"). Here:
+
+- :func:`compact` merges dead processes' files into one archive per kind and
+  gauge mode (``counter_archive.db``...): counters, histograms and summaries
+  are summed, ``mostrecent`` gauges keep the newest value, ``max``/``min``/
+  ``sum`` gauges combine as their mode says, ``live*`` gauges of dead processes
+  are dropped (as ``mark_process_dead`` does); ``all`` gauges stay as they are.
+  So the directory holds O(live processes) files.
+- Exactness: compaction holds an exclusive ``flock`` on ``.lock`` and commits
+  through a journal (``compaction.json``, written by atomic rename): until the
+  journal exists nothing visible has changed; once it exists, whoever takes the
+  lock next (compactor or scrape) finishes it. A ``kill -9`` at any point loses
+  or doubles no count. Scrapes read under a shared lock.
+- :func:`collect` is the scrape path: a file that cannot be read (0 bytes,
+  truncated, corrupt) of a dead process is moved to ``quarantine/`` and reported;
+  one of a live process (a file being created) is skipped for this scrape.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.multiprocess import MultiProcessCollector
+
+ARCHIVE = "archive"
+JOURNAL = "compaction.json"
+QUARANTINE = "quarantine"
+_SUMMED = {"counter", "histogram", "summary", "gauge_sum"}
+_COMBINE: dict[str, Callable[[float, float], float]] = {"gauge_max": max, "gauge_min": min}
+
+
+def kind_and_pid(path: str) -> tuple[str, str]:
+    """``("gauge_mostrecent", "123")`` for ``.../gauge_mostrecent_123.db``."""
+    stem = os.path.basename(path)[: -len(".db")]
+    kind, _, pid = stem.rpartition("_")
+    return kind, pid
+
+
+def pid_alive(pid: str) -> bool:
+    """True if ``pid`` names a process that exists (not a zombie) in this PID namespace."""
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except (OSError, ValueError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@contextmanager
+def locked(directory: Path, exclusive: bool) -> Iterator[None]:
+    """Hold ``directory/.lock`` shared (scrape) or exclusive (compaction)."""
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _apply_journal(directory: Path) -> None:
+    """Finish a committed compaction (idempotent); drop uncommitted temp archives."""
+    journal = directory / JOURNAL
+    if journal.exists():
+        plan = json.loads(journal.read_text())
+        for tmp, final in plan["renames"]:
+            if (directory / tmp).exists():
+                os.replace(directory / tmp, directory / final)
+        for name in plan["delete"]:
+            (directory / name).unlink(missing_ok=True)
+        journal.unlink()
+    for stray in directory.glob("*.db.tmp"):
+        stray.unlink()
+
+
+def _read(path: str) -> list[tuple[str, float, float]]:
+    """Every ``(key, value, timestamp)`` of a file; raises if it is damaged."""
+    values = list(MmapedDict.read_all_values_from_file(path))
+    for key, _, _, _ in values:
+        json.loads(key)
+    return [(key, value, ts) for key, value, ts, _ in values]
+
+
+def quarantine(directory: Path, path: str) -> Path:
+    """Move a damaged file out of the scrape's sight (hold the exclusive lock); return where."""
+    target = directory / QUARANTINE / os.path.basename(path)
+    target.parent.mkdir(exist_ok=True)
+    os.replace(path, target)
+    return target
+
+
+def compact(directory: Path, on_bad_file: Callable[[Path], None] = lambda p: None) -> int:
+    """Merge dead processes' files into archives; return how many files were merged."""
+    with locked(directory, exclusive=True):
+        _apply_journal(directory)
+        groups: dict[str, list[str]] = {}
+        doomed: list[str] = []
+        for path in glob.glob(str(directory / "*.db")):
+            kind, pid = kind_and_pid(path)
+            if pid == ARCHIVE or pid_alive(pid) or kind in ("gauge_all", "gauge_liveall"):
+                continue
+            if kind.startswith("gauge_live"):
+                doomed.append(path)  # mark_process_dead's job
+            else:
+                groups.setdefault(kind, []).append(path)
+        renames: list[tuple[str, str]] = []
+        for kind, paths in groups.items():
+            merged: dict[str, tuple[float, float]] = {}
+            archive = directory / f"{kind}_{ARCHIVE}.db"
+            sources = [str(archive)] if archive.exists() else []
+            readable = []
+            for path in [*sources, *paths]:
+                try:
+                    rows = _read(path)
+                except Exception:
+                    on_bad_file(quarantine(directory, path))
+                    continue
+                readable.append(path)
+                for key, value, ts in rows:
+                    merged[key] = _merge(kind, merged.get(key), (value, ts))
+            tmp = archive.with_suffix(".db.tmp")
+            archive_file = MmapedDict(str(tmp))
+            for key, (value, ts) in merged.items():
+                archive_file.write_value(key, value, ts)
+            archive_file.close()
+            renames.append((tmp.name, archive.name))
+            doomed.extend(p for p in paths if p in readable)
+        if not doomed:
+            return 0
+        plan = {"renames": renames, "delete": [os.path.basename(p) for p in doomed]}
+        (directory / (JOURNAL + ".tmp")).write_text(json.dumps(plan))
+        os.replace(directory / (JOURNAL + ".tmp"), directory / JOURNAL)  # the commit
+        _apply_journal(directory)
+        return len(doomed)
+
+
+def _merge(
+    kind: str, old: tuple[float, float] | None, new: tuple[float, float]
+) -> tuple[float, float]:
+    if old is None:
+        return new
+    if kind in _SUMMED:
+        return old[0] + new[0], max(old[1], new[1])
+    if kind in _COMBINE:
+        return _COMBINE[kind](old[0], new[0]), max(old[1], new[1])
+    return new if new[1] >= old[1] else old  # mostrecent: the newer timestamp wins
+
+
+def collect(directory: Path, on_bad_file: Callable[[Path], None] = lambda p: None) -> Any:
+    """Metric families merged from every readable file (the scrape path).
+
+    Reads under the shared lock. If a file cannot be read, or a compactor died
+    after its commit, it retakes the lock exclusively to put things right first.
+    """
+    with locked(directory, exclusive=False):
+        if not (directory / JOURNAL).exists():
+            try:
+                return MultiProcessCollector.merge(glob.glob(str(directory / "*.db")))
+            except Exception:  # noqa: S110 - sorted out below, under the exclusive lock
+                pass
+    with locked(directory, exclusive=True):
+        _apply_journal(directory)
+        good = []
+        for path in glob.glob(str(directory / "*.db")):
+            try:
+                _read(path)
+            except Exception:
+                if not pid_alive(kind_and_pid(path)[1]):
+                    on_bad_file(quarantine(directory, path))
+                continue  # a live process's file being created: next scrape
+            good.append(path)
+        return MultiProcessCollector.merge(good)
