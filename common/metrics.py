@@ -146,7 +146,7 @@ def process_exits_counter() -> Any:
 
     return Counter(
         "app_process_exits",
-        "Process exits seen by supervisord; expected=\"false\" means a crash or kill.",
+        'Process exits seen by supervisord; expected="false" means a crash or kill.',
         ["program", "expected"],
         registry=None,
     )
