@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from common.config import Settings, load_settings
-from services.event_listener.listener import serve
+from services.event_listener.listener import Handler, serve
 
 
 def envelope(eventname: str, payload: str, serial: int = 1) -> str:
@@ -42,7 +42,7 @@ def test_raw_stderr_becomes_a_json_record(
     text = 'Traceback (most recent call last):\n  File "x.py", line 1\nSyntaxError: ünïcode\n'
     stdin = io.StringIO(stderr_event("sync_worker", 4242, text))
     stdout = io.StringIO()
-    serve(settings, stdin, stdout)
+    serve(stdin, stdout, Handler(settings, None))
     assert stdout.getvalue() == "READY\nRESULT 2\nOKREADY\n"
     out, err = capfd.readouterr()
     assert out == ""
@@ -64,12 +64,12 @@ def test_a_failing_handler_still_acknowledges_every_event(settings: Settings) ->
     stdout = io.StringIO()
     seen: list[str] = []
 
-    def handler(settings: Settings, headers: dict[str, str], payload: str) -> None:
+    def handler(headers: dict[str, str], payload: str) -> None:
         seen.append(headers["serial"])
         if headers["serial"] == "1":
             raise RuntimeError("handler bug")
 
-    serve(settings, stdin, stdout, handler)
+    serve(stdin, stdout, handler)
     assert seen == ["1", "2"]
     assert stdout.getvalue() == "READY\nRESULT 2\nOKREADY\nRESULT 2\nOKREADY\n"
 
@@ -79,9 +79,37 @@ def test_huge_stderr_output_is_split_into_joinable_lines(
 ) -> None:
     """100 KB written to fd 2 arrives as parts of at most 4096 bytes that join back."""
     text = "x" * 100_000
-    serve(settings, io.StringIO(stderr_event("w", 1, text)), io.StringIO())
+    serve(io.StringIO(stderr_event("w", 1, text)), io.StringIO(), Handler(settings, None))
     lines = capfd.readouterr().err.encode().splitlines()
     assert all(len(line) < 4096 for line in lines)
     parts = [json.loads(line) for line in lines]
     assert [p["part"] for p in parts] == list(range(1, len(parts) + 1))
     assert json.loads("".join(p["chunk"] for p in parts))["msg"] == text
+
+
+def state_event(to_state: str, body: str, serial: int = 1) -> str:
+    """A PROCESS_STATE_<to_state> event with ``body`` as its header line."""
+    return envelope(f"PROCESS_STATE_{to_state}", body, serial)
+
+
+def test_every_state_change_is_one_json_line(
+    settings: Settings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """RUNNING and an unexpected EXITED each give a process_state line; exits are counted."""
+    events = state_event(
+        "RUNNING", "processname:sync_worker groupname:app from_state:STARTING pid:7", 1
+    ) + state_event(
+        "EXITED", "processname:sync_worker groupname:app from_state:RUNNING expected:0 pid:7", 2
+    )
+    serve(io.StringIO(events), io.StringIO(), Handler(settings, None))
+    running, exited = [json.loads(line) for line in capfd.readouterr().err.splitlines()]
+    assert running["event"] == "process_state"
+    assert (running["program"], running["from_state"], running["to_state"]) == (
+        "sync_worker", "STARTING", "RUNNING",
+    )  # fmt: skip
+    assert running["pid"] == 7
+    assert "expected" not in running
+    assert exited["to_state"] == "EXITED"
+    assert exited["expected"] is False
+    assert exited["level"] == "WARNING"
+    assert exited["msg"] == "sync_worker: RUNNING -> EXITED"

@@ -188,7 +188,21 @@ def test_killed_worker_restarts_and_counter_never_decreases(
     at_restart = seen[-1]
     stack.wait_until(lambda: count() > at_restart + 3, 10, "new iterations")
     assert seen == sorted(seen), seen
-    assert scrape(stack)["app_starts_total"][(("program", program),)] == 2
+    samples = scrape(stack)
+    assert samples["app_starts_total"][(("program", program),)] == 2
+    assert samples["app_process_exits_total"][(("expected", "false"), ("program", program))] == 1
+    exits = [
+        r
+        for r in stack.records()
+        if r.get("event") == "process_state" and r["program"] == program
+        and r["to_state"] == "EXITED"
+    ]  # fmt: skip
+    assert [(r["pid"], r["expected"], r["level"]) for r in exits] == [(old_pid, False, "WARNING")]
+    prometheus_dir = stack.runtime_dir / "prometheus"
+    stack.wait_until(
+        lambda: not list(prometheus_dir.glob(f"*_{old_pid}.db")), 10, "the dead files compacted"
+    )
+    assert iterations(stack, program) >= seen[-1]
     stack.wait_ready()
 
 

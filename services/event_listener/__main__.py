@@ -14,8 +14,9 @@ import sys
 
 from common import logs
 from common.config import Settings
+from common.metrics import check_multiproc_dir
 from common.program import program_name, run_program
-from services.event_listener.listener import serve
+from services.event_listener.listener import Handler, serve
 
 PROGRAM = program_name("event_listener")
 log = logging.getLogger("event_listener")
@@ -35,9 +36,10 @@ def _main(settings: Settings) -> None:
     # Binary-exact streams: the envelope's len counts characters of UTF-8 text.
     stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="")
     stdout = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+    handler = Handler(settings, check_multiproc_dir() if settings.metrics_enabled else None)
     log.info("%s started", PROGRAM, extra={"event": logs.STARTUP_SUCCESS})
     with contextlib.suppress(StopRequestedError):
-        serve(settings, stdin, stdout)
+        serve(stdin, stdout, handler)
     log.info("%s stopped", PROGRAM, extra={"event": logs.SHUTDOWN_COMPLETE})
 
 

@@ -1,18 +1,21 @@
-"""Turn supervisord ``PROCESS_LOG_STDERR`` events into JSON log lines.
+"""supervisord events in, JSON lines and metric-file upkeep out.
 
-Every program's Python-level ``sys.stderr`` is already a logger
-(:func:`common.loglines.capture_std_streams`); what reaches file descriptor 2
-itself -- an interpreter traceback before logging is set up, a C extension's
-message, ``faulthandler`` -- is captured by supervisord
-(``stderr_events_enabled``) and sent here as events. Each event's text becomes
-one record (``level`` ERROR, ``logger`` "stderr", ``event`` "stderr",
-``program`` the program that wrote it, ``pid``), written to this listener's
-own stderr, which supervisord copies to the container's stdout.
+- ``PROCESS_STATE_*``: one lifecycle line per state change of any program
+  (``event`` "process_state", ``program``, ``from_state``, ``to_state``,
+  ``pid``, ``expected`` for exits); an exit is counted in
+  ``app_process_exits_total{program, expected}``; when a process has gone
+  (EXITED, STOPPED, BACKOFF, FATAL) the dead processes' metric files are
+  compacted (:func:`common.multiproc.compact`).
+- ``TICK_5``: the same compaction every 5 s, for processes that died without
+  an event (killed while STARTING, say).
+- ``PROCESS_LOG_STDERR``: what a program wrote to its file descriptor 2
+  (an interpreter traceback before logging is set up, a C extension's
+  message) becomes one record (``logger`` "stderr", ``event`` "stderr").
 
-The listener protocol (supervisor docs, "Events") runs on stdin/stdout via
-``supervisor.childutils.listener``: nothing else may be written to stdout. A
-handler failure is logged and the event still acknowledged, so supervisord
-never stalls.
+Lines go to this listener's stderr, which supervisord copies to stdout; its
+stdout carries the listener protocol (supervisor docs, "Events") through
+``supervisor.childutils.listener`` and nothing else. A handler failure is
+logged and the event still acknowledged, so supervisord never stalls.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 from supervisor import childutils
@@ -31,44 +35,105 @@ from common.loglines import split_record
 from common.logs import rfc3339
 
 log = logging.getLogger("event_listener")
+GONE = {"EXITED", "STOPPED", "BACKOFF", "FATAL"}
+_LEVELS = {"FATAL": "ERROR", "BACKOFF": "WARNING"}
 
 
-def stderr_record(settings: Settings, headers: dict[str, str], data: str) -> dict[str, Any]:
-    """The JSON record for ``data`` that ``headers["processname"]`` wrote to its fd 2."""
+def record(
+    settings: Settings, program: str, level: str, logger: str, msg: str, **fields: Any
+) -> dict[str, Any]:
+    """A JSON record in the programs' shape, on behalf of ``program``."""
     return {
         "ts": rfc3339(time.time()),
-        "level": "ERROR",
+        "level": level,
         "service": settings.service_name,
-        "program": headers.get("processname", "unknown"),
-        "logger": "stderr",
+        "program": program,
+        "logger": logger,
         "instance": settings.instance,
         "env": settings.env,
-        "msg": data.rstrip("\n"),
-        "event": "stderr",
-        "pid": int(headers["pid"]) if headers.get("pid", "").isdigit() else None,
+        "msg": msg,
+        **fields,
     }
 
 
-def write_record(record: dict[str, Any], fd: int = 2) -> None:
-    """Write ``record`` as JSON line(s) of at most 4096 bytes each to ``fd``."""
-    for line in split_record(json.dumps(record, ensure_ascii=False), record):
+def write_record(data: dict[str, Any], fd: int = 2) -> None:
+    """Write ``data`` as JSON line(s) of at most 4096 bytes each to ``fd``."""
+    for line in split_record(json.dumps(data, ensure_ascii=False), data):
         os.write(fd, line)
 
 
-def handle(settings: Settings, headers: dict[str, str], payload: str) -> None:
-    """Handle one event (``headers`` from the envelope, ``payload`` its body)."""
-    if headers.get("eventname") == "PROCESS_LOG_STDERR":
-        event_headers, data = childutils.eventdata(payload)
-        if data:
-            write_record(stderr_record(settings, event_headers, data))
+def _pid(headers: dict[str, str]) -> int | None:
+    return int(headers["pid"]) if headers.get("pid", "").isdigit() else None
 
 
-def serve(
-    settings: Settings,
-    stdin: TextIO,
-    stdout: TextIO,
-    handler: Callable[[Settings, dict[str, str], str], None] = handle,
-) -> None:
+class Handler:
+    """Handles one event at a time; ``multiproc_dir`` None means metrics are off."""
+
+    def __init__(self, settings: Settings, multiproc_dir: Path | None) -> None:
+        self.settings = settings
+        self.multiproc_dir = multiproc_dir
+        self._exits: Any = None
+        if multiproc_dir is not None:
+            from common.metrics import process_exits_counter
+
+            self._exits = process_exits_counter()
+
+    def __call__(self, headers: dict[str, str], payload: str) -> None:
+        """Dispatch on the event name."""
+        name = headers.get("eventname", "")
+        if name == "PROCESS_LOG_STDERR":
+            event_headers, data = childutils.eventdata(payload)
+            if data:
+                program = event_headers.get("processname", "unknown")
+                fields = {"event": "stderr", "pid": _pid(event_headers)}
+                write_record(
+                    record(self.settings, program, "ERROR", "stderr", data.rstrip("\n"), **fields)
+                )
+        elif name.startswith("PROCESS_STATE_"):
+            self.state_change(name.removeprefix("PROCESS_STATE_"), childutils.get_headers(payload))
+        elif name == "TICK_5":
+            self.compact()
+
+    def state_change(self, to_state: str, fields: dict[str, str]) -> None:
+        """Log the change; count an exit; compact once a process has gone."""
+        program = fields.get("processname", "unknown")
+        expected = fields.get("expected")
+        line: dict[str, Any] = {
+            "event": "process_state",
+            "group": fields.get("groupname"),
+            "from_state": fields.get("from_state"),
+            "to_state": to_state,
+            "pid": _pid(fields),
+        }
+        level = _LEVELS.get(to_state, "INFO")
+        if expected is not None:
+            line["expected"] = expected == "1"
+            level = "INFO" if line["expected"] else "WARNING"
+            if self._exits is not None:
+                self._exits.labels(program, str(line["expected"]).lower()).inc()
+        msg = f"{program}: {line['from_state']} -> {to_state}"
+        write_record(record(self.settings, program, level, "supervisor", msg, **line))
+        if to_state in GONE:
+            self.compact()
+
+    def compact(self) -> None:
+        """Merge dead processes' metric files (see :mod:`common.multiproc`)."""
+        if self.multiproc_dir is not None:
+            from common import multiproc
+
+            merged = multiproc.compact(self.multiproc_dir, self._bad_file)
+            if merged:
+                log.debug("compacted %d metric files", merged)
+
+    def _bad_file(self, moved_to: Path) -> None:
+        log.warning(
+            "damaged metric file quarantined: %s",
+            moved_to,
+            extra={"event": "metric_file_quarantined", "file": str(moved_to)},
+        )
+
+
+def serve(stdin: TextIO, stdout: TextIO, handler: Callable[[dict[str, str], str], None]) -> None:
     """Answer events until stdin closes; every event is acknowledged, even if handling fails."""
     while True:
         try:
@@ -76,7 +141,7 @@ def serve(
         except (KeyError, ValueError):  # stdin closed (supervisord stopping) or garbled
             return
         try:
-            handler(settings, headers, payload)
+            handler(headers, payload)
         except Exception:
             log.exception("could not handle %s", headers.get("eventname"))
         childutils.listener.ok(stdout)
