@@ -202,7 +202,17 @@ class Stack:
         self._known |= descendants(self.proc.pid)
         started = time.monotonic()
         self.proc.send_signal(signum)
-        self.proc.wait(timeout)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log = self.runtime_dir / "supervisord.log"
+            alive_now = {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in
+                         descendants(self.proc.pid) if alive(pid)}  # fmt: skip
+            pytest.fail(
+                f"supervisord still runs {timeout} s after signal {signum}; alive: {alive_now};"
+                f" log: {log.read_text()[-1500:] if log.exists() else None};"
+                f" output: {self.lines[-10:]}"
+            )
         return time.monotonic() - started
 
     def leftovers(self) -> list[int]:

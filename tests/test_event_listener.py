@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from common.config import Settings, load_settings
+from services.event_listener.__main__ import StopRequested
 from services.event_listener.listener import Handler, serve
 
 
@@ -113,3 +114,13 @@ def test_every_state_change_is_one_json_line(
     assert exited["expected"] is False
     assert exited["level"] == "WARNING"
     assert exited["msg"] == "sync_worker: RUNNING -> EXITED"
+
+
+def test_a_stop_during_handling_is_not_swallowed(settings: Settings) -> None:
+    """SIGTERM while an event is handled ends serve(): a stop is no handler failure."""
+
+    def handler(headers: dict[str, str], payload: str) -> None:
+        raise StopRequested
+
+    with pytest.raises(StopRequested):
+        serve(io.StringIO(stderr_event("a", 1, "x\n")), io.StringIO(), handler)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 
 from common.config import Settings, load_settings
-from services.metrics_exporter.exporter import make_app
+from services.metrics_exporter.exporter import SupervisorCollector, make_app
 from tests.conftest import ROOT, WORKERS
 
 WRITE_ITERATION = """
@@ -120,3 +121,21 @@ def test_unknown_route_is_404_json(tmp_path: Path) -> None:
     assert status == "404 Not Found"
     assert json.loads(body) == {"error": "no route '/nope'"}
     assert call(app, "/healthz")[0] == "200 OK"
+
+
+def test_hung_supervisord_cannot_hang_the_scrape(tmp_path: Path) -> None:
+    """A socket that accepts but never answers: app_supervisor_up 0 within about 1 s."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(tmp_path / "supervisor.sock"))
+    server.listen()
+    try:
+        collector = SupervisorCollector(tmp_path)
+        started = time.monotonic()
+        families = list(collector.collect())
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    assert [(f.name, [s.value for s in f.samples]) for f in families] == [
+        ("app_supervisor_up", [0])
+    ]
+    assert elapsed < 3

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from healthcheck.check import check_readyz, supervisorctl_settings
+from common.supervisor_rpc import supervisorctl_settings
+from healthcheck.check import check_readyz
 from tests.conftest import ROOT, free_port
 
 

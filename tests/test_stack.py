@@ -78,6 +78,18 @@ def test_metrics_aggregate_every_worker(running_stack: Stack) -> None:
     assert all("pid" not in dict(labels) for series in samples.values() for labels in series)
 
 
+def test_supervisor_state_is_exported(running_stack: Stack) -> None:
+    """/metrics says supervisord answered and every process is RUNNING, with its start time."""
+    samples = scrape(running_stack)
+    assert samples["app_supervisor_up"] == {(): 1.0}
+    for name in PROCESSES:
+        assert samples["app_process_running"][(("program", name),)] == 1
+        assert samples["app_process_state"][(("program", name), ("state", "RUNNING"))] == 1
+        assert (
+            abs(samples["app_process_start_time_seconds"][(("program", name),)] - time.time()) < 600
+        )
+
+
 def test_promtool_accepts_the_exposition(running_stack: Stack, tmp_path: Path) -> None:
     """Promtool check metrics finds no problem in /metrics."""
     promtool = shutil.which("promtool")
@@ -132,6 +144,9 @@ def test_supervisorctl_stops_and_starts_a_worker(start_stack: Callable[..., Stac
     unhealthy = stack.health()
     assert unhealthy.returncode == 1
     assert "app:sync_worker is STOPPED" in json.loads(unhealthy.stdout)["problems"][-1]
+    stopped = scrape(stack)
+    assert stopped["app_process_running"][(("program", "sync_worker"),)] == 0
+    assert stopped["app_process_state"][(("program", "sync_worker"), ("state", "STOPPED"))] == 1
     status, body = http_get(stack.url("/readyz"))
     report = json.loads(body)
     assert status == 503

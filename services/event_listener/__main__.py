@@ -22,12 +22,16 @@ PROGRAM = program_name("event_listener")
 log = logging.getLogger("event_listener")
 
 
-class StopRequestedError(Exception):
-    """Raised by the SIGTERM/SIGINT handler to leave the blocking read."""
+class StopRequested(BaseException):
+    """Raised by the SIGTERM/SIGINT handler to leave the blocking read.
+
+    A BaseException, so that ``except Exception`` around an event's handling
+    cannot swallow it (the listener would then never stop).
+    """
 
 
 def _stop(signum: int, frame: object) -> None:
-    raise StopRequestedError
+    raise StopRequested
 
 
 def _main(settings: Settings) -> None:
@@ -38,7 +42,7 @@ def _main(settings: Settings) -> None:
     stdout = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
     handler = Handler(settings, check_multiproc_dir() if settings.metrics_enabled else None)
     log.info("%s started", PROGRAM, extra={"event": logs.STARTUP_SUCCESS})
-    with contextlib.suppress(StopRequestedError):
+    with contextlib.suppress(StopRequested):
         serve(stdin, stdout, handler)
     log.info("%s stopped", PROGRAM, extra={"event": logs.SHUTDOWN_COMPLETE})
 

@@ -2,8 +2,9 @@
 
 Routes:
 
-- ``GET /metrics``: every process's metrics merged by prometheus-client's
-  ``MultiProcessCollector``, plus ``app_build_info``; text or OpenMetrics format
+- ``GET /metrics``: every process's metrics from the multiprocess directory
+  (:class:`DirectoryCollector`), supervisord's view of each process
+  (:class:`SupervisorCollector`) and ``app_build_info``; text or OpenMetrics format
   and gzip as negotiated by ``prometheus_client.make_wsgi_app``. 404 when
   ``metrics_enabled`` is false.
 - ``GET /healthz``: 200 while this process serves HTTP.
@@ -24,11 +25,12 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
-from prometheus_client.metrics_core import InfoMetricFamily, Metric
+from prometheus_client.metrics_core import GaugeMetricFamily, InfoMetricFamily, Metric
 
 from common import multiproc
 from common.config import Settings
 from common.metrics import quarantined_files_counter
+from common.supervisor_rpc import RPC_ERRORS, process_infos
 from services.metrics_exporter.readiness import readiness, worker_samples
 
 log = logging.getLogger("exporter")
@@ -75,6 +77,53 @@ class DirectoryCollector:
         )
 
 
+class SupervisorCollector:
+    """Each process's state as supervisord sees it, asked at scrape time (1 s at most).
+
+    ``app_supervisor_up`` is 1 when supervisord answered; then per program
+    ``app_process_running`` (1 or 0), ``app_process_state{state}`` (1 for the
+    current state) and ``app_process_start_time_seconds``. Exits are counted by
+    the event listener (``app_process_exits_total``).
+    """
+
+    TIMEOUT_SECONDS = 1.0
+
+    def __init__(self, runtime_dir: Path) -> None:
+        self.runtime_dir = runtime_dir
+
+    def collect(self) -> Iterator[Metric]:
+        """Ask supervisord; a timeout or error yields ``app_supervisor_up 0`` only."""
+        up = GaugeMetricFamily("app_supervisor_up", "1 if supervisord answered this scrape.")
+        try:
+            infos = process_infos(self.runtime_dir, self.TIMEOUT_SECONDS)
+        except RPC_ERRORS as exc:
+            log.warning("supervisord did not answer: %s", exc, extra={"event": "supervisor_down"})
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        running = GaugeMetricFamily(
+            "app_process_running",
+            "1 while supervisord has the program RUNNING.",
+            labels=["program"],
+        )
+        state = GaugeMetricFamily(
+            "app_process_state", "1 for the program's current supervisord state.",
+            labels=["program", "state"],
+        )  # fmt: skip
+        started = GaugeMetricFamily(
+            "app_process_start_time_seconds",
+            "Unix time supervisord last started the program.",
+            labels=["program"],
+        )
+        for info in infos:
+            name = str(info["name"])
+            running.add_metric([name], 1 if info["statename"] == "RUNNING" else 0)
+            state.add_metric([name, str(info["statename"])], 1)
+            started.add_metric([name], float(info["start"]))
+        yield from (up, running, state, started)
+
+
 def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
     data = json.dumps(body).encode()
     start_response(
@@ -91,6 +140,7 @@ def make_app(
     registry = CollectorRegistry()
     registry.register(collector)
     registry.register(BuildInfoCollector(settings))
+    registry.register(SupervisorCollector(settings.runtime_dir))
     metrics_app = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
