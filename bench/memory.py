@@ -34,12 +34,12 @@ def rollup(pid: int) -> dict[str, int]:
 
 
 def name(pid: int) -> str:
-    """A short name: the supervisord program, else the command."""
+    """A short name: the supervisord program, else the process name."""
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     for item in environ:
         if item.startswith(b"SUPERVISOR_PROCESS_NAME="):
             return item.split(b"=", 1)[1].decode()
-    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode().rsplit("/", 1)[-1]
+    return Path(f"/proc/{pid}/comm").read_text().strip()
 
 
 def main() -> None:
@@ -50,8 +50,7 @@ def main() -> None:
             stack.wait_ready()
             time.sleep(3)
             pids = [stack.proc.pid, *sorted(descendants(stack.proc.pid))]
-            rows = [("supervisord", rollup(pids[0]))]
-            rows += [(name(pid), rollup(pid)) for pid in pids[1:]]
+            rows = [(name(pid), rollup(pid)) for pid in pids]
         finally:
             stack.kill()
     print(f"{os.cpu_count()} cores; Python {platform.python_version()}; {sys.platform}")

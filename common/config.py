@@ -70,12 +70,18 @@ class Settings:
     instance: str
     runtime_dir: Path
     workers: tuple[str, ...]
+    fail_fast: bool
     sources: Mapping[str, str]
 
     @property
     def multiproc_dir(self) -> Path:
         """The Prometheus multiprocess directory: ``<runtime_dir>/prometheus``."""
         return self.runtime_dir / "prometheus"
+
+    @property
+    def exit_code_file(self) -> Path:
+        """Where the event listener leaves the container's exit code (fail-fast)."""
+        return self.runtime_dir / "exit-code"
 
     @property
     def supervisor_socket(self) -> Path:
@@ -100,6 +106,7 @@ _FIELDS: dict[str, tuple[Callable[[object], Any], object]] = {
     "instance": (conv.name, _COMPUTED),
     "runtime_dir": (conv.text, ".run"),
     "workers": (conv.program_list, "sync_worker,async_worker"),
+    "fail_fast": (conv.boolean, True),
 }
 KEYS = tuple(_FIELDS)
 # Variables the entrypoint sets for supervisord.conf; not settings, not typos.

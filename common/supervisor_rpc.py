@@ -74,6 +74,12 @@ def process_infos(
 
     Raises one of :data:`RPC_ERRORS` if supervisord cannot be reached in time.
     """
+    infos: list[dict[str, Any]] = call(runtime_dir, timeout, "getAllProcessInfo", conf)
+    return infos
+
+
+def call(runtime_dir: Path, timeout: float, method: str, conf: Path = SUPERVISORD_CONF) -> Any:
+    """Call ``supervisor.<method>()``; raises one of :data:`RPC_ERRORS` on failure."""
     ctl = supervisorctl_settings(conf, runtime_dir)
     url = ctl["serverurl"]
     if not url.startswith("unix://"):
@@ -81,5 +87,4 @@ def process_infos(
     auth = f"{ctl['username']}:{ctl['password']}@" if ctl["username"] else ""
     transport = _UnixTransport(url[len("unix://") :], timeout)
     with xmlrpc.client.ServerProxy(f"http://{auth}localhost/RPC2", transport=transport) as proxy:
-        infos: list[dict[str, Any]] = proxy.supervisor.getAllProcessInfo()  # type: ignore[assignment]
-    return infos
+        return getattr(proxy.supervisor, method)()

@@ -5,10 +5,15 @@
 2. Refuse to start if a supervisord already answers on the runtime dir's socket
    (emptying its metrics would corrupt a running container's counters): exit 1.
 3. Create ``runtime_dir`` (mode 0700) and empty ``runtime_dir/prometheus``.
-4. ``exec`` supervisord in the foreground with ``./supervisord.conf``, so it
-   takes over this PID (PID 1 in Docker), with ``APP_RUNTIME_DIR``,
-   ``PROMETHEUS_MULTIPROC_DIR``, ``APP_SUPERVISORD_USER`` and ``PATH`` set for
-   the config's ``%(ENV_...)s`` expansions and its programs.
+4. Start supervisord in the foreground with ``./supervisord.conf``, with
+   ``APP_RUNTIME_DIR``, ``PROMETHEUS_MULTIPROC_DIR``, ``APP_SUPERVISORD_USER``
+   and ``PATH`` set for the config's ``%(ENV_...)s`` expansions and its programs:
+
+   - ``fail_fast`` on (the default): as its parent, staying PID 1 in Docker
+     (:mod:`entrypoint.init`), so that the container exits with the code the
+     event listener leaves when a program goes FATAL (supervisord always
+     exits 0);
+   - ``fail_fast`` off: by ``exec``, so supervisord takes over this PID.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 from common.config import ConfigError, Problem, Settings, suggest
 from common.errors import FatalError
 from common.program import run_program
+from entrypoint.init import supervise
 
 SUPERVISORD_CONF = Path("supervisord.conf")
 log = logging.getLogger("entrypoint")
@@ -91,15 +97,20 @@ def _main(settings: Settings) -> None:
     supervisord = shutil.which("supervisord", path=environ["PATH"])
     if supervisord is None:
         raise FatalError("supervisord not found on PATH; install the project (make run)")
+    argv = [supervisord, "--nodaemon", "-c", str(SUPERVISORD_CONF)]
+    settings.exit_code_file.unlink(missing_ok=True)
+    if settings.fail_fast:
+        log.info("starting supervisord, runtime dir %s", settings.runtime_dir)
+        code = supervise(argv, environ, settings.exit_code_file)
+        log.info("supervisord ended; exit code %d", code, extra={"event": "exit", "code": code})
+        raise SystemExit(code)
     log.info("exec supervisord, runtime dir %s", settings.runtime_dir, extra={"event": "exec"})
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    os.execve(supervisord, [supervisord, "--nodaemon", "-c", str(SUPERVISORD_CONF)], environ)
+    os.execve(supervisord, argv, environ)
 
 
 def main() -> None:
-    """Console-script entry point: execs supervisord, or exits 78 (bad config) or 1."""
-    sys.exit(run_program("entrypoint", _main, warn_unknown_env=True))
+    """Console-script entry point: 78 (bad config), 1, or supervisord's (or fail-fast's) code."""
+    sys.exit(run_program("entrypoint", _main, warn_unknown_env=True, capture_streams=False))
 
 
 if __name__ == "__main__":

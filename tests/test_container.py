@@ -53,45 +53,47 @@ def comm(pid: int) -> str:
 
 @pytest.fixture
 def pid1(tmp_path: Path) -> Iterator[tuple[Stack, int]]:
-    """A ready stack whose supervisord is PID 1 of a new namespace; yields it and its host pid."""
+    """A ready stack whose entrypoint is PID 1 of a new namespace; yields it and that host pid."""
     stack = Stack(tmp_path, {"loop_sleep_seconds": "30"}, prefix=unshare_prefix())
     try:
         stack.wait_ready()
-        [supervisord] = children_by_parent()[stack.proc.pid]  # unshare's one child
-        yield stack, supervisord
+        [init] = children_by_parent()[stack.proc.pid]  # unshare's one child
+        yield stack, init
     finally:
         stack.kill()
 
 
 def test_sigterm_to_pid_1_stops_everything(pid1: tuple[Stack, int]) -> None:
     """SIGTERM to PID 1 stops every process within 2 s, exit 0, stdout JSON lines only."""
-    stack, supervisord = pid1
-    assert (stack.runtime_dir / "supervisord.pid").read_text().strip() == "1"
+    stack, init = pid1
+    assert comm(init) == "app-entrypoint"
+    [supervisord] = children_by_parent()[init]
+    assert (stack.runtime_dir / "supervisord.pid").read_text().strip() == "2"
     programs = descendants(supervisord)
     assert len(programs) == len(PROCESSES)
     started = time.monotonic()
-    os.kill(supervisord, signal.SIGTERM)
+    os.kill(init, signal.SIGTERM)
     assert stack.proc.wait(5) == 0
     assert time.monotonic() - started < 2.0
-    assert not any(Path(f"/proc/{pid}").exists() for pid in programs | {supervisord})
+    assert not any(Path(f"/proc/{pid}").exists() for pid in programs | {supervisord, init})
     stack.kill()  # joins the output reader
     records = [json.loads(line) for line in stack.lines]
     assert [r["program"] for r in records if r.get("event") == "shutdown_complete"]
 
 
 def test_pid_1_reaps_orphaned_grandchildren(pid1: tuple[Stack, int]) -> None:
-    """A process orphaned in the namespace is adopted by supervisord and reaped: no zombie."""
-    _, supervisord = pid1
+    """A process orphaned in the namespace is adopted by PID 1 and reaped: no zombie."""
+    _, init = pid1
     nsenter = shutil.which("nsenter")
     if nsenter is None:
         pytest.skip("nsenter not found (Debian package util-linux)")
     # sh exits at once; its child sleep is orphaned, adopted by PID 1, exits 0.5 s later.
     subprocess.run(
-        [nsenter, "--target", str(supervisord), "--pid", "--", "sh", "-c", "sleep 0.5 & exit 0"],
+        [nsenter, "--target", str(init), "--pid", "--", "sh", "-c", "sleep 0.5 & exit 0"],
         check=True,
         timeout=10,
     )
-    [orphan] = [pid for pid in children_by_parent()[supervisord] if comm(pid) == "sleep"]
+    [orphan] = [pid for pid in children_by_parent()[init] if comm(pid) == "sleep"]
     deadline = time.monotonic() + 3
     while Path(f"/proc/{orphan}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)

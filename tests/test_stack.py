@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import PROCESSES, WORKERS, Stack, base_env, free_port, http_get, run_command
+from tests.conftest import (
+    PROCESSES,
+    WORKERS,
+    Stack,
+    base_env,
+    children_by_parent,
+    free_port,
+    http_get,
+    run_command,
+)
 
 REQUIRED_KEYS = {"ts", "level", "service", "program", "logger", "instance", "env", "msg"}
 
@@ -36,14 +45,27 @@ def iterations(stack: Stack, program: str) -> float:
     return scrape(stack)["app_iterations_total"][(("program", program),)]
 
 
-def test_entrypoint_becomes_supervisord_and_all_programs_run(running_stack: Stack) -> None:
-    """Supervisord takes over the entrypoint's pid and runs the three programs."""
-    pidfile = running_stack.runtime_dir / "supervisord.pid"
-    assert int(pidfile.read_text()) == running_stack.proc.pid
+def test_entrypoint_stays_parent_of_supervisord_and_all_programs_run(
+    running_stack: Stack,
+) -> None:
+    """With fail_fast (default) the entrypoint runs supervisord as its child; all RUNNING."""
+    supervisord = int((running_stack.runtime_dir / "supervisord.pid").read_text())
+    assert children_by_parent()[running_stack.proc.pid] == [supervisord]
     status = running_stack.ctl("status").stdout
     for program in (*WORKERS, "metrics_exporter"):
         assert f"app:{program}" in status
     assert status.count("RUNNING") == len(PROCESSES)
+
+
+def test_without_fail_fast_supervisord_takes_over_the_pid(
+    start_stack: Callable[..., Stack],
+) -> None:
+    """fail_fast=false: the entrypoint execs supervisord, which keeps its pid."""
+    stack = start_stack(loop_sleep_seconds="0.2", fail_fast="false")
+    stack.wait_ready()
+    assert int((stack.runtime_dir / "supervisord.pid").read_text()) == stack.proc.pid
+    assert stack.stop() < 2.0
+    assert stack.proc.returncode == 0
 
 
 def test_control_socket_is_private(running_stack: Stack) -> None:
@@ -276,14 +298,19 @@ def test_app_health_fails_when_nothing_runs(tmp_path: Path) -> None:
     assert "supervisord unreachable" in report["processes"]
 
 
+def make_sync_worker_fatal(stack: Stack) -> None:
+    """Break the config file, then kill the worker: each restart exits 78 until FATAL."""
+    Path(stack.env["APP_CONFIG_PATH"]).write_text("metrics_port: nope\n")
+    os.kill(stack.pid_of("sync_worker"), signal.SIGKILL)
+
+
 def test_bad_config_at_run_time_ends_fatal_after_bounded_spawns(
     start_stack: Callable[..., Stack],
 ) -> None:
     """A worker meeting bad config when restarted exits 78 and is FATAL after 1 + 3 spawns."""
-    stack = start_stack(loop_sleep_seconds="0.2")
+    stack = start_stack(loop_sleep_seconds="0.2", fail_fast="false")
     stack.wait_ready()
-    Path(stack.env["APP_CONFIG_PATH"]).write_text("metrics_port: nope\n")
-    os.kill(stack.pid_of("sync_worker"), signal.SIGKILL)
+    make_sync_worker_fatal(stack)
     stack.wait_until(
         lambda: " FATAL " in stack.ctl("status", "app:sync_worker").stdout, 30, "FATAL"
     )
@@ -298,3 +325,22 @@ def test_bad_config_at_run_time_ends_fatal_after_bounded_spawns(
     health = stack.health()
     assert health.returncode == 1
     assert json.loads(health.stdout)["problems"][0].startswith("invalid configuration: ")
+
+
+def test_fail_fast_stops_the_container_with_exit_code_1(
+    start_stack: Callable[..., Stack],
+) -> None:
+    """fail_fast (default): a FATAL program stops everything and the entrypoint exits 1."""
+    stack = start_stack(loop_sleep_seconds="0.2")
+    stack.wait_ready()
+    make_sync_worker_fatal(stack)
+    assert stack.proc.wait(40) == 1
+    stack.kill()
+    records = stack.records()
+    [fail] = [r for r in records if r.get("event") == "fail_fast"]
+    assert fail["fatal_program"] == "sync_worker"
+    assert stack.leftovers() == []
+    for program in ("async_worker", "metrics_exporter"):
+        assert any(
+            r["program"] == program and r.get("event") == "shutdown_complete" for r in records
+        )

@@ -6,6 +6,10 @@
   ``app_process_exits_total{program, expected}``; when a process has gone
   (EXITED, STOPPED, BACKOFF, FATAL) the dead processes' metric files are
   compacted (:func:`common.multiproc.compact`).
+- ``PROCESS_STATE_FATAL`` with ``fail_fast`` on: write exit code 1 to
+  ``<runtime_dir>/exit-code`` and ask supervisord to shut down, so that the
+  container stops and its restart policy takes over (app-entrypoint, PID 1,
+  exits with that code; supervisord itself always exits 0).
 - ``TICK_5``: the same compaction every 5 s, for processes that died without
   an event (killed while STARTING, say).
 - ``PROCESS_LOG_STDERR``: what a program wrote to its file descriptor 2
@@ -115,6 +119,22 @@ class Handler:
         write_record(record(self.settings, program, level, "supervisor", msg, **line))
         if to_state in GONE:
             self.compact()
+        if to_state == "FATAL" and self.settings.fail_fast:
+            self.fail_fast(program)
+
+    def fail_fast(self, program: str) -> None:
+        """Leave exit code 1 for app-entrypoint and shut supervisord down."""
+        marker = self.settings.exit_code_file
+        marker.with_suffix(".tmp").write_text("1\n")
+        marker.with_suffix(".tmp").replace(marker)
+        log.error(
+            "%s is FATAL: stopping the container (fail_fast)",
+            program,
+            extra={"event": "fail_fast", "fatal_program": program},
+        )
+        from common.supervisor_rpc import call
+
+        call(self.settings.runtime_dir, 5.0, "shutdown")
 
     def compact(self) -> None:
         """Merge dead processes' metric files (see :mod:`common.multiproc`)."""
