@@ -9,8 +9,10 @@ supervisord's own (0 after a requested stop; 128 + n if a signal n killed it).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import stat
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,8 +27,19 @@ FORWARDED = (
 )
 
 
+def append_to_regular_stdout() -> None:
+    """If stdout is a regular file (``make run > out.log``), make every write append.
+
+    supervisord opens ``/dev/stdout`` anew (its own file offset, in append mode);
+    without O_APPEND on ours, our later lines would overwrite its output.
+    """
+    if stat.S_ISREG(os.fstat(1).st_mode):
+        fcntl.fcntl(1, fcntl.F_SETFL, fcntl.fcntl(1, fcntl.F_GETFL) | os.O_APPEND)
+
+
 def supervise(argv: list[str], environ: Mapping[str, str], exit_code_file: Path) -> int:
     """Run ``argv`` until it exits, as its PID-1 parent; return the exit code to use."""
+    append_to_regular_stdout()
     # Its own process group: Ctrl-C reaches it once, forwarded from here.
     child = subprocess.Popen(argv, env=dict(environ), process_group=0)
 
