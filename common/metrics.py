@@ -153,7 +153,7 @@ def process_exits_counter() -> Any:
 
 
 def quarantined_files_counter() -> Any:
-    """``app_metric_files_quarantined_total``: damaged metric files set aside (exporter)."""
+    """``app_metric_files_quarantined_total``: damaged files set aside (exporter, listener)."""
     check_multiproc_dir()
     from prometheus_client import Counter
 

@@ -344,3 +344,20 @@ def test_fail_fast_stops_the_container_with_exit_code_1(
         assert any(
             r["program"] == program and r.get("event") == "shutdown_complete" for r in records
         )
+
+
+def test_damaged_metric_file_is_quarantined_and_counted(
+    start_stack: Callable[..., Stack],
+) -> None:
+    """A 0-byte file of a dead process: scrapes go on, the file is set aside, counted, logged."""
+    stack = start_stack(loop_sleep_seconds="0.2")
+    stack.wait_ready()
+    before = scrape(stack)["app_iterations_total"]
+    (stack.runtime_dir / "prometheus" / "counter_4000000.db").write_bytes(b"")
+    first = scrape(stack)
+    assert set(first["app_iterations_total"]) == set(before)
+    quarantined = stack.runtime_dir / "prometheus" / "quarantine" / "counter_4000000.db"
+    assert quarantined.exists()
+    assert scrape(stack)["app_metric_files_quarantined_total"] == {(): 1.0}
+    [warning] = [r for r in stack.records() if r.get("event") == "metric_file_quarantined"]
+    assert warning["file"] == str(quarantined)

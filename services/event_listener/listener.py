@@ -77,10 +77,12 @@ class Handler:
         self.settings = settings
         self.multiproc_dir = multiproc_dir
         self._exits: Any = None
+        self._quarantined: Any = None
         if multiproc_dir is not None:
-            from common.metrics import process_exits_counter
+            from common.metrics import process_exits_counter, quarantined_files_counter
 
             self._exits = process_exits_counter()
+            self._quarantined = quarantined_files_counter()
 
     def __call__(self, headers: dict[str, str], payload: str) -> None:
         """Dispatch on the event name."""
@@ -146,6 +148,7 @@ class Handler:
                 log.debug("compacted %d metric files", merged)
 
     def _bad_file(self, moved_to: Path) -> None:
+        self._quarantined.inc()
         log.warning(
             "damaged metric file quarantined: %s",
             moved_to,
