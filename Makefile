@@ -20,7 +20,7 @@ LOAD_ENV := set -a; [ ! -f .env ] || . ./.env; set +a;
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: run test lint lint-python lint-docker lint-ci check ctl install lock clean
+.PHONY: run test lint lint-python lint-docker lint-ci check bench ctl install lock clean
 
 ## run: every process in the foreground (Ctrl-C stops them all)
 run: $(STAMP)
@@ -51,6 +51,10 @@ lint-ci: $(STAMP) $(ACTIONLINT)
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 
 check: lint test
+
+## bench: every figure of the README's Performance section, side by side with its floor
+bench: $(STAMP)
+	$(BIN)/python bench/suite.py
 
 ## ctl: supervisorctl against the stack `make run` started, e.g. make ctl ARGS="status"
 ctl: $(STAMP)

@@ -1,0 +1,203 @@
+"""The benchmark suite: every figure beside its floor, measured in the same run.
+
+``make bench`` (or ``.venv/bin/python bench/suite.py [RUNS]``) prints one
+table: for each figure the median, min and max over RUNS runs (default 5), the
+same for what it is compared with, the ratio, the target and whether it is met.
+
+Figures (ours / compared with):
+
+- SIGTERM to every process gone, loop interval 30 s / the same with stock
+  supervisord (no fastloop plugin): supervisord's own floor;
+- start to ``/readyz`` 200 / ``python -c pass`` once per process;
+- PSS of the whole process tree / one bare ``python -c "import time;
+  time.sleep(9)"`` per process;
+- ``app-health`` wall time (stack running) / ``python -c pass``;
+- JSON log records per second through our handler to a pipe / the standard
+  library's plain-text ``logging.Formatter`` to a pipe;
+- one loop iteration's bookkeeping (timing + metrics, multiprocess mode) /
+  the same with metrics off (the difference is what metrics add);
+- one ``/metrics`` scrape, steady state (six live processes' files) / a plain
+  ``MultiProcessCollector`` on the same directory.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import lifecycle_times, memory, scrape_churn
+from tests.conftest import BIN, PROCESSES, ROOT, Stack, descendants
+
+PY = sys.executable
+Figure = tuple[str, list[float], list[float], str, Callable[[float, float], bool]]
+
+
+def wall(argv: list[str], runs: int, env: dict[str, str] | None = None) -> list[float]:
+    """Seconds each of ``runs`` runs of ``argv`` takes (after one warm-up)."""
+    subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, check=False)
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, check=False)
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def lifecycle(runs: int, tmp: Path) -> tuple[list[float], list[float], list[float]]:
+    """(start to ready ours, stop ours, stop stock) in seconds."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    stock = lifecycle_times.stock_conf_dir(tmp)
+    starts, stops, stock_stops = [], [], []
+    for i in range(runs):
+        start, stop, _ = lifecycle_times.measure(ROOT, tmp / f"ours{i}")
+        starts.append(start)
+        stops.append(stop)
+        stock_stops.append(lifecycle_times.measure(stock, tmp / f"stock{i}")[1])
+    return starts, stops, stock_stops
+
+
+def tree_pss(runs: int, tmp: Path) -> tuple[list[float], list[float], list[float]]:
+    """(our tree's PSS MB, bare pythons' PSS MB, app-health seconds) per run."""
+    ours, bare, health = [], [], []
+    for i in range(runs):
+        stack = Stack(tmp / f"mem{i}", {"loop_sleep_seconds": "1"})
+        try:
+            stack.wait_ready()
+            time.sleep(2)
+            pids = [stack.proc.pid, *descendants(stack.proc.pid)]
+            ours.append(sum(memory.rollup(pid)["Pss"] for pid in pids) / 1024)
+            health += wall([str(BIN / "app-health")], 3, env=stack.env)
+        finally:
+            stack.kill()
+        sleepers = [
+            subprocess.Popen([PY, "-c", "import time; time.sleep(9)"]) for _ in pids
+        ]  # fmt: skip
+        time.sleep(1)
+        bare.append(sum(memory.rollup(p.pid)["Pss"] for p in sleepers) / 1024)
+        for proc in sleepers:
+            proc.kill()
+            proc.wait()
+    return ours, bare, health
+
+
+LOG_RATE = """
+import logging, os, sys, threading, time
+from common.logs import configure_logging
+read_fd, write_fd = os.pipe()
+threading.Thread(target=lambda: [None for _ in iter(lambda: os.read(read_fd, 65536), b"")],
+                 daemon=True).start()
+if sys.argv[1] == "ours":
+    configure_logging("bench")
+    logging.getLogger().handlers[0].fd = write_fd
+else:
+    handler = logging.StreamHandler(os.fdopen(write_fd, "w"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel("INFO")
+log = logging.getLogger("bench")
+n = 50_000
+start = time.perf_counter()
+for i in range(n):
+    log.info("record %d of the benchmark", i, extra={"seq": i})
+print(n / (time.perf_counter() - start))
+"""
+
+BOOKKEEPING = """
+import os, sys, time
+from common.metrics import WorkerMetrics
+m = WorkerMetrics("bench", enabled=sys.argv[1] == "on")
+n = 100_000
+start = time.perf_counter()
+for _ in range(n):
+    t0 = time.perf_counter()
+    m.iteration_finished(time.perf_counter() - t0, False)
+print((time.perf_counter() - start) / n * 1e6)
+"""
+
+
+def in_subprocess(code: str, arg: str, runs: int, env: dict[str, str] | None = None) -> list[float]:
+    """The number ``code`` prints, for ``runs`` fresh processes."""
+    return [
+        float(
+            subprocess.run(
+                [PY, "-c", code, arg], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(runs)
+    ]
+
+
+def scrape_steady(runs: int, tmp: Path) -> tuple[list[float], list[float]]:
+    """Milliseconds per scrape of six live processes' files: ours, plain."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    files = scrape_churn.template(tmp)
+    for n in range(len(PROCESSES) + 1):
+        for kind, data in files.items():
+            (tmp / f"{kind}_{os.getpid() if n == 0 else n + 1}.db").write_bytes(data)
+    plain, ours = CollectorRegistry(), CollectorRegistry()
+    MultiProcessCollector(plain, path=str(tmp))
+    ours.register(scrape_churn._Ours(tmp))
+    ours_ms = scrape_churn.timed(partial(generate_latest, ours), 200 * runs)
+    plain_ms = scrape_churn.timed(partial(generate_latest, plain), 200 * runs)
+    return ours_ms, plain_ms
+
+
+def main() -> None:
+    """Measure everything and print the table."""
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    metrics_env = dict(os.environ)
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = Path(scratch)
+        starts, stops, stock = lifecycle(runs, tmp / "life")
+        python_pass = wall([PY, "-c", "pass"], max(runs, 10))
+        floor_start = [t * len(PROCESSES) + t for t in python_pass]
+        ours_pss, bare_pss, health = tree_pss(runs, tmp / "mem")
+        (tmp / "prom").mkdir()
+        metrics_env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp / "prom")
+        ours_rate = in_subprocess(LOG_RATE, "ours", runs)
+        std_rate = in_subprocess(LOG_RATE, "stdlib", runs)
+        on = in_subprocess(BOOKKEEPING, "on", runs, metrics_env)
+        off = in_subprocess(BOOKKEEPING, "off", runs, metrics_env)
+        (tmp / "scrape").mkdir()
+        ours_scrape, plain_scrape = scrape_steady(runs, tmp / "scrape")
+    figures = [
+        ("SIGTERM to all gone (s) / stock supervisord", stops, stock, "<= 1.2 s",
+         lambda o, f: o <= 1.2),
+        ("start to /readyz 200 (s) / python -c pass x procs", starts, floor_start, "<= 2.0 s",
+         lambda o, f: o <= 2.0),
+        ("tree PSS (MB) / bare python per process", ours_pss, bare_pss, "<= 80 MB",
+         lambda o, f: o <= 80),
+        ("app-health (s) / python -c pass", health, python_pass, "<= 2x floor",
+         lambda o, f: o <= 2 * f),
+        ("JSON records/s / stdlib Formatter", ours_rate, std_rate, ">= 0.5x",
+         lambda o, f: o >= 0.5 * f),
+        ("iteration bookkeeping (us) / metrics off", on, off, "<= 10 us added",
+         lambda o, f: o - f <= 10),
+        ("scrape, steady (ms) / plain collector", ours_scrape, plain_scrape, "<= 1.1x",
+         lambda o, f: o <= 1.1 * f),
+    ]  # fmt: skip
+    print(f"{runs} runs; {os.cpu_count()} cores; Python {platform.python_version()}")
+    head = f"{'figure / compared with':<52} {'ours med [min-max]':>24} {'floor med':>10}"
+    print(f"{head} {'ratio':>7} {'target':>15} met")
+    for name, ours, floor, target, met in figures:
+        om, fm = statistics.median(ours), statistics.median(floor)
+        spread = f"{om:.3g} [{min(ours):.3g}-{max(ours):.3g}]"
+        verdict = "yes" if met(om, fm) else "NO"
+        print(f"{name:<52} {spread:>24} {fm:>10.3g} {om / fm:>7.2f} {target:>15} {verdict}")
+
+
+if __name__ == "__main__":
+    main()
