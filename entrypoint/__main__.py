@@ -24,6 +24,7 @@ import os
 import shutil
 import socket
 import sys
+from functools import partial
 from pathlib import Path
 
 from common.config import ConfigError, Problem, Settings, suggest
@@ -85,6 +86,28 @@ def check_workers(settings: Settings, conf: Path) -> None:
         )
 
 
+def fatal_program(runtime_dir: Path) -> str | None:
+    """The name of a program supervisord has FATAL, if any (None if it cannot tell)."""
+    from common.supervisor_rpc import RPC_ERRORS, process_infos
+
+    try:
+        infos = process_infos(runtime_dir, 1.0, SUPERVISORD_CONF.absolute())
+    except RPC_ERRORS:
+        return None
+    fatal = [str(info["name"]) for info in infos if info["statename"] == "FATAL"]
+    return fatal[0] if fatal else None
+
+
+def request_shutdown(runtime_dir: Path) -> None:
+    """Ask supervisord to stop everything (it may already be stopping)."""
+    from common.supervisor_rpc import RPC_ERRORS, call
+
+    try:
+        call(runtime_dir, 5.0, "shutdown", SUPERVISORD_CONF.absolute())
+    except RPC_ERRORS as exc:
+        log.info("supervisord did not take the shutdown request: %s", exc)
+
+
 def _main(settings: Settings) -> None:
     check_workers(settings, SUPERVISORD_CONF)
     if _socket_answers(settings.supervisor_socket):
@@ -101,7 +124,13 @@ def _main(settings: Settings) -> None:
     settings.exit_code_file.unlink(missing_ok=True)
     if settings.fail_fast:
         log.info("starting supervisord, runtime dir %s", settings.runtime_dir)
-        code = supervise(argv, environ, settings.exit_code_file)
+        code = supervise(
+            argv,
+            environ,
+            settings.exit_code_file,
+            partial(fatal_program, settings.runtime_dir),
+            partial(request_shutdown, settings.runtime_dir),
+        )
         log.info("supervisord ended; exit code %d", code, extra={"event": "exit", "code": code})
         raise SystemExit(code)
     log.info("exec supervisord, runtime dir %s", settings.runtime_dir, extra={"event": "exec"})

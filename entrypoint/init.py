@@ -2,19 +2,32 @@
 
 In a container, PID 1 must pass ``docker stop``'s SIGTERM on and reap orphaned
 processes the kernel hands to it (the jobs tini and dumb-init do). When the
-entrypoint stays PID 1 (``fail_fast`` on), :func:`supervise` does both, then
-exits with the code the event listener left in the exit-code file, or else
-supervisord's own (0 after a requested stop; 128 + n if a signal n killed it).
+entrypoint stays PID 1 (``fail_fast`` on), :func:`supervise` does both; outside
+a container it makes itself a child subreaper (``prctl(PR_SET_CHILD_SUBREAPER)``,
+Linux), so orphans come to it there too, and if supervisord dies abruptly
+(``kill -9``) its programs are stopped rather than left running.
+
+Fail-fast: every 2 s it also asks supervisord whether a program is FATAL (the
+event listener's FATAL event is the fast path; this check also covers events
+supervisord dropped and a FATAL listener). Then it writes exit code 1 to the
+exit-code file and asks supervisord to shut down. It exits with that code,
+else supervisord's own (0 after a requested stop; 128 + n if signal n killed
+it). After a stop signal it never fails fast: a program that goes FATAL while
+everything stops is no failure.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import fcntl
+import logging
 import os
 import signal
 import stat
 import subprocess
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 FORWARDED = (
@@ -25,6 +38,11 @@ FORWARDED = (
     signal.SIGUSR1,
     signal.SIGUSR2,
 )
+STOPS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+POLL_SECONDS = 0.25
+CHECK_EVERY = 8  # polls: fail-fast check every 2 s
+log = logging.getLogger("entrypoint")
 
 
 def append_to_regular_stdout() -> None:
@@ -37,24 +55,101 @@ def append_to_regular_stdout() -> None:
         fcntl.fcntl(1, fcntl.F_SETFL, fcntl.fcntl(1, fcntl.F_GETFL) | os.O_APPEND)
 
 
-def supervise(argv: list[str], environ: Mapping[str, str], exit_code_file: Path) -> int:
-    """Run ``argv`` until it exits, as its PID-1 parent; return the exit code to use."""
+def become_subreaper() -> None:
+    """Adopt orphaned descendants (Linux; a no-op where prctl is unavailable)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def reap() -> dict[int, int]:
+    """Reap every exited child; ``{pid: exit code}``."""
+    done: dict[int, int] = {}
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return done
+        if pid == 0:
+            return done
+        done[pid] = os.waitstatus_to_exitcode(status)
+
+
+def children() -> list[int]:
+    """Pids whose parent is this process (adopted orphans included)."""
+    mine = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat_line = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat_line.rsplit(")", 1)[1].split()[1]) == os.getpid():
+                mine.append(int(entry.name))
+    return mine
+
+
+def stop_leftovers(grace: float = 5.0) -> None:
+    """SIGTERM the children still here (orphans of a killed supervisord), then SIGKILL."""
+    deadline = time.monotonic() + grace
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        for pid in children():
+            os.kill(pid, signum)
+        while children() and time.monotonic() < deadline:
+            reap()
+            time.sleep(0.05)
+        reap()
+
+
+def supervise(
+    argv: list[str],
+    environ: Mapping[str, str],
+    exit_code_file: Path,
+    fatal_program: Callable[[], str | None] | None = None,
+    shutdown: Callable[[], None] | None = None,
+) -> int:
+    """Run ``argv`` until it exits, as its PID-1 parent; return the exit code to use.
+
+    ``fatal_program`` (every 2 s) names a FATAL program or returns None;
+    ``shutdown`` then asks supervisord to stop everything.
+    """
     append_to_regular_stdout()
+    become_subreaper()
     # Its own process group: Ctrl-C reaches it once, forwarded from here.
     child = subprocess.Popen(argv, env=dict(environ), process_group=0)
+    stopping = False
+    failing = False
 
     def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = stopping or signum in STOPS
         if child.returncode is None:
             os.kill(child.pid, signum)
 
     for signum in FORWARDED:
         signal.signal(signum, forward)
+    polls = 0
     while True:
-        pid, status = os.wait()  # also reaps orphans adopted by PID 1
-        if pid == child.pid:
-            code = child.returncode = os.waitstatus_to_exitcode(status)
+        done = reap()
+        if child.pid in done:
+            child.returncode = done[child.pid]
             break
+        polls += 1
+        if fatal_program and not (stopping or failing) and polls % CHECK_EVERY == 0:
+            program = fatal_program()
+            if program is not None:
+                failing = True
+                exit_code_file.write_text("1\n")
+                log.error(
+                    "%s is FATAL: stopping (fail_fast)", program, extra={"event": "fail_fast"}
+                )
+                if shutdown is not None:
+                    shutdown()
+        time.sleep(POLL_SECONDS)
+    stop_leftovers()
+    code = child.returncode
     code = 128 - code if code < 0 else code
+    if stopping:
+        return code
     try:
         return int(exit_code_file.read_text().strip())
     except (OSError, ValueError):

@@ -18,8 +18,10 @@ from tests.conftest import (
     PROCESSES,
     WORKERS,
     Stack,
+    alive,
     base_env,
     children_by_parent,
+    descendants,
     free_port,
     http_get,
     run_command,
@@ -361,3 +363,27 @@ def test_damaged_metric_file_is_quarantined_and_counted(
     assert scrape(stack)["app_metric_files_quarantined_total"] == {(): 1.0}
     [warning] = [r for r in stack.records() if r.get("event") == "metric_file_quarantined"]
     assert warning["file"] == str(quarantined)
+
+
+def test_stop_during_a_restart_loop_exits_0(start_stack: Callable[..., Stack]) -> None:
+    """SIGTERM while a program backs off (it goes FATAL as everything stops): exit 0."""
+    stack = start_stack(loop_sleep_seconds="0.2")
+    stack.wait_ready()
+    make_sync_worker_fatal(stack)
+    stack.wait_until(
+        lambda: " BACKOFF " in stack.ctl("status", "app:sync_worker").stdout, 15, "BACKOFF"
+    )
+    stack.stop(signal.SIGTERM)
+    assert stack.proc.returncode == 0
+    assert stack.leftovers() == []
+
+
+def test_supervisord_killed_leaves_no_program_running(start_stack: Callable[..., Stack]) -> None:
+    """kill -9 of supervisord: the entrypoint stops the orphaned programs and exits 137."""
+    stack = start_stack(loop_sleep_seconds="0.2")
+    stack.wait_ready()
+    programs = descendants(stack.proc.pid)
+    supervisord = int((stack.runtime_dir / "supervisord.pid").read_text())
+    os.kill(supervisord, signal.SIGKILL)
+    assert stack.proc.wait(15) == 137
+    assert not [pid for pid in programs if alive(pid)]

@@ -134,9 +134,12 @@ class Handler:
             program,
             extra={"event": "fail_fast", "fatal_program": program},
         )
-        from common.supervisor_rpc import call
+        from common.supervisor_rpc import RPC_ERRORS, call
 
-        call(self.settings.runtime_dir, 5.0, "shutdown")
+        try:
+            call(self.settings.runtime_dir, 5.0, "shutdown")
+        except RPC_ERRORS as exc:  # e.g. Fault SHUTDOWN_STATE: it is stopping already
+            log.info("supervisord did not take the shutdown request: %s", exc)
 
     def compact(self) -> None:
         """Merge dead processes' metric files (see :mod:`common.multiproc`)."""
