@@ -27,6 +27,7 @@ CONFIG_PATH_ENV = "APP_CONFIG_PATH"
 DEFAULT_CONFIG_PATH = "config.yml"
 MAX_CONFIG_BYTES = 1024 * 1024
 EX_CONFIG = 78  # sysexits.h: configuration error
+MAX_SOCKET_PATH = 107  # bytes: sun_path of struct sockaddr_un on Linux, unix(7)
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if "instance" not in values:
         values["instance"] = socket.gethostname() or "localhost"
     values["runtime_dir"] = Path(values["runtime_dir"]).absolute()
+    sock = len(str(values["runtime_dir"] / "supervisor.sock").encode())
+    if sock > MAX_SOCKET_PATH:
+        detail = f"too long: the socket path in it would be {sock} bytes, at most {MAX_SOCKET_PATH}"
+        raise ConfigError([Problem("runtime_dir", sources["runtime_dir"], detail)])
     return Settings(**values, sources=sources)
 
 

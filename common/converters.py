@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = {"true", "yes", "on", "1"}
@@ -18,11 +19,16 @@ _PROGRAM = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,62}")
 MAX_SECONDS = 7 * 24 * 3600.0
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict = 2, 4, 4
+
+
 def shown(value: object) -> str:
-    """``repr(value)``, cut to 80 characters so a huge value cannot flood the log."""
+    """A bounded ``repr(value)`` (:mod:`reprlib`): no value, however nested, floods the log."""
     if value is None:
         return "an empty value"
-    text = repr(value)
+    text = _REPR.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -63,10 +69,9 @@ def integer(value: object, low: int, high: int) -> int:
     expected = f"an integer in {low}..{high}"
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f"expected {expected}")
-    try:
-        number = int(value.strip()) if isinstance(value, str) else value
-    except ValueError:
-        raise ValueError(f"expected {expected}") from None
+    if isinstance(value, str) and not re.fullmatch(r"\s*-?[0-9]+\s*", value):
+        raise ValueError(f"expected {expected}")  # int() would take "8_0" and other digits
+    number = int(value) if isinstance(value, str) else value
     if not low <= number <= high:
         raise ValueError(f"expected {expected}")
     return number

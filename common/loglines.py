@@ -50,13 +50,10 @@ def split_record(text: str, head: dict[str, Any]) -> list[bytes]:
     data = text.encode("utf-8")
     if len(data) < MAX_LINE_BYTES:
         return [data + b"\n"]
-    head = {key: clean_text(head.get(key)) for key in FIXED_KEYS}
-    head["msg"] = str(head["msg"] or "")[:PREVIEW_CHARS]
+    # Each copied value is cut to PREVIEW_CHARS, so the head leaves room for a chunk.
+    head = {key: str(clean_text(head.get(key)) or "")[:PREVIEW_CHARS] for key in FIXED_KEYS}
     head.update(record_id=uuid.uuid4().hex, part=9_999_999, parts=9_999_999, chunk="")
     budget = MAX_LINE_BYTES - 1 - len(_dumps(head).encode("utf-8"))
-    if budget < 64:
-        head["msg"] = ""
-        budget = MAX_LINE_BYTES - 1 - len(_dumps(head).encode("utf-8"))
     chunks: list[str] = []
     start = 0
     while start < len(text):

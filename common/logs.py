@@ -62,7 +62,10 @@ def clean_text(value: Any) -> Any:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            try:  # undecodable bytes (PEP 383) back to \xNN escapes
+                return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            except UnicodeEncodeError:  # other lone surrogates as \uXXXX escapes
+                return value.encode("utf-8", "backslashreplace").decode("utf-8")
         return value
     if isinstance(value, dict):
         return {clean_text(_safe_str(k)): clean_text(v) for k, v in value.items()}

@@ -36,6 +36,9 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
 
 ARCHIVE = "archive"
+_GAUGE_MODES = ("all", "liveall", "min", "livemin", "max", "livemax", "sum", "livesum",
+                "mostrecent", "livemostrecent")  # fmt: skip
+KINDS = {"counter", "histogram", "summary", *(f"gauge_{mode}" for mode in _GAUGE_MODES)}
 JOURNAL = "compaction.json"
 QUARANTINE = "quarantine"
 _SUMMED = {"counter", "histogram", "summary", "gauge_sum"}
@@ -70,25 +73,44 @@ def locked(directory: Path, exclusive: bool) -> Iterator[None]:
 
 
 def _apply_journal(directory: Path) -> None:
-    """Finish a committed compaction (idempotent); drop uncommitted temp archives."""
+    """Finish a committed compaction (idempotent); drop uncommitted temp archives.
+
+    A journal that cannot be read (not written by :func:`compact`) is quarantined.
+    """
     journal = directory / JOURNAL
     if journal.exists():
-        plan = json.loads(journal.read_text())
+        try:
+            plan = json.loads(journal.read_text())
+            renames, deletes = list(plan["renames"]), list(plan["delete"])
+        except (ValueError, KeyError, TypeError):
+            quarantine(directory, str(journal))
+            renames, deletes = [], []
+            plan = {"renames": renames, "delete": deletes}
         for tmp, final in plan["renames"]:
             if (directory / tmp).exists():
                 os.replace(directory / tmp, directory / final)
         for name in plan["delete"]:
             (directory / name).unlink(missing_ok=True)
-        journal.unlink()
+        journal.unlink(missing_ok=True)
     for stray in directory.glob("*.db.tmp"):
         stray.unlink()
 
 
 def _read(path: str) -> list[tuple[str, float, float]]:
-    """Every ``(key, value, timestamp)`` of a file; raises if it is damaged."""
+    """Every ``(key, value, timestamp)`` of a file; raises if it is damaged.
+
+    Damaged: an unknown kind in the name, a header or entry that does not parse,
+    or a key not shaped ``[metric, sample, {labels}, help]`` as prometheus-client writes it.
+    """
+    if kind_and_pid(path)[0] not in KINDS:
+        raise ValueError(f"not a prometheus-client file name: {path}")
     values = list(MmapedDict.read_all_values_from_file(path))
     for key, _, _, _ in values:
-        json.loads(key)
+        metric, sample, labels, help_text = json.loads(key)
+        if not (isinstance(metric, str) and isinstance(sample, str) and isinstance(help_text, str)):
+            raise ValueError(f"bad key {key!r}")
+        if not (isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())):
+            raise ValueError(f"bad labels in {key!r}")
     return [(key, value, ts) for key, value, ts, _ in values]
 
 
@@ -108,6 +130,9 @@ def compact(directory: Path, on_bad_file: Callable[[Path], None] = lambda p: Non
         doomed: list[str] = []
         for path in glob.glob(str(directory / "*.db")):
             kind, pid = kind_and_pid(path)
+            if kind not in KINDS:
+                on_bad_file(quarantine(directory, path))
+                continue
             if pid == ARCHIVE or pid_alive(pid) or kind in ("gauge_all", "gauge_liveall"):
                 continue
             if kind.startswith("gauge_live"):
@@ -176,7 +201,8 @@ def collect(directory: Path, on_bad_file: Callable[[Path], None] = lambda p: Non
             try:
                 _read(path)
             except Exception:
-                if not pid_alive(kind_and_pid(path)[1]):
+                kind, pid = kind_and_pid(path)
+                if kind not in KINDS or not pid_alive(pid):
                     on_bad_file(quarantine(directory, path))
                 continue  # a live process's file being created: next scrape
             good.append(path)

@@ -54,6 +54,7 @@ def read_config_file(
             return {}, [
                 Problem(FILE_KEY, f"{path} line {line}", "expected a mapping of key: value")
             ]
+        loader.flatten_mapping(node)  # resolve merge keys (<<: *anchor)
         values: FileValues = {}
         problems: list[Problem] = []
         for key_node, value_node in node.value:

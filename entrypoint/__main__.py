@@ -115,7 +115,13 @@ def _main(settings: Settings) -> None:
             f"a supervisord already answers on {settings.supervisor_socket}; "
             "stop it or choose another APP_RUNTIME_DIR"
         )
-    prepare_runtime_dir(settings)
+    try:
+        prepare_runtime_dir(settings)
+    except OSError as exc:
+        detail = f"cannot create the directory {settings.runtime_dir}: {exc.strerror}"
+        raise ConfigError(
+            [Problem("runtime_dir", settings.sources["runtime_dir"], detail)]
+        ) from None
     environ = supervisord_environ(settings)
     supervisord = shutil.which("supervisord", path=environ["PATH"])
     if supervisord is None:

@@ -325,3 +325,18 @@ def test_bad_file_value_is_an_error_even_when_env_overrides_it(tmp_path: Path) -
     [problem] = problems(tmp_path, "metrics_port: nope\n", APP_METRICS_PORT="9000")
     assert problem.startswith("metrics_port (")
     assert "config.yml line 1): expected an integer in 1..65535, got 'nope'" in problem
+
+
+def test_runtime_dir_too_long_for_a_unix_socket_is_refused(tmp_path: Path) -> None:
+    """The supervisor socket path must fit sockaddr_un (107 bytes)."""
+    [problem] = problems(tmp_path, APP_RUNTIME_DIR="/tmp/" + "d" * 110)
+    assert problem.startswith("runtime_dir (env APP_RUNTIME_DIR): too long: the socket path")
+
+
+def test_yaml_merge_keys_work(tmp_path: Path) -> None:
+    """A merge key (<<: *defaults) brings in the anchored mapping's keys."""
+    text = "defaults: &d\n  env: x\n"
+    [problem] = problems(tmp_path, text)  # "defaults" is no setting: proves the file is read
+    assert problem.startswith("defaults (")
+    settings = load(tmp_path, "<<: {env: merged, log_level: debug}\nservice_name: s\n")
+    assert (settings.env, settings.log_level, settings.service_name) == ("merged", "DEBUG", "s")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, base_env, free_port, run_module
+from tests.conftest import ROOT, base_env, free_port, http_get, run_module
 
 FAILING_LOOP = """
 import itertools, sys
@@ -237,3 +237,20 @@ def test_worker_without_multiproc_dir_refuses_to_run(tmp_path: Path) -> None:
     assert result.returncode == 1
     [*_, record] = [json.loads(line) for line in result.stdout.splitlines()]
     assert "PROMETHEUS_MULTIPROC_DIR is not set" in record["msg"]
+
+
+def test_exporter_serves_on_ipv6_loopback(tmp_path: Path) -> None:
+    """metrics_host ::1 binds an IPv6 socket; /healthz answers there."""
+    port = free_port()
+    program = Program(
+        ["-m", "services.metrics_exporter"],
+        program_env(tmp_path, metrics_host="::1", metrics_port=str(port)),
+    )
+    try:
+        program.wait_for("startup_success")
+        status, body = http_get(f"http://[::1]:{port}/healthz")
+        program.proc.send_signal(signal.SIGTERM)
+        code, _ = program.finish()
+    finally:
+        program.close()
+    assert (status, json.loads(body), code) == (200, {"status": "ok"}, 0)

@@ -218,3 +218,24 @@ def test_damaged_file_of_a_live_process_is_skipped_not_moved(tmp_path: Path) -> 
     totals_with(tmp_path, reported.append)
     assert reported == []
     assert mine.exists()
+
+
+def test_junk_files_and_journal_never_break_the_scrape(tmp_path: Path) -> None:
+    """A foreign .db name, a wrongly shaped key, a garbage journal: quarantined, scrape exact."""
+    run_worker(tmp_path, "a", 2)
+    good = totals(tmp_path)
+    live = next(tmp_path.glob("counter_*.db"))
+    shutil.copy(live, tmp_path / "weird_1.db")
+    shaped = tmp_path / "counter_999997.db"
+    from prometheus_client.mmap_dict import MmapedDict
+
+    wrong = MmapedDict(str(shaped))
+    wrong.write_value('["oops"]', 1.0, 0.0)
+    wrong.close()
+    (tmp_path / multiproc.JOURNAL).write_text("garbage")
+    reported: list[Path] = []
+    assert totals_with(tmp_path, reported.append) == good
+    multiproc.compact(tmp_path, reported.append)
+    assert totals_with(tmp_path, reported.append) == good
+    moved = sorted(p.name for p in (tmp_path / "quarantine").iterdir())
+    assert moved == ["compaction.json", "counter_999997.db", "weird_1.db"]

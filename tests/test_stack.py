@@ -387,3 +387,15 @@ def test_supervisord_killed_leaves_no_program_running(start_stack: Callable[...,
     os.kill(supervisord, signal.SIGKILL)
     assert stack.proc.wait(15) == 137
     assert not [pid for pid in programs if alive(pid)]
+
+
+def test_runtime_dir_that_is_a_file_exits_78(tmp_path: Path) -> None:
+    """A runtime_dir that cannot be created is a config error, not a traceback."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    env = base_env(blocker, free_port())
+    result = run_command(["app-entrypoint"], env)
+    assert result.returncode == 78
+    record = json.loads(result.stdout.splitlines()[-1])
+    assert record["event"] == "config_invalid"
+    assert "runtime_dir (env APP_RUNTIME_DIR): cannot create the directory" in record["msg"]

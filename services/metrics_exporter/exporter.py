@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -181,12 +182,19 @@ class _Server(ThreadingWSGIServer):
         log.warning("connection from %s failed", client_address, exc_info=True)
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 def make_http_server(settings: Settings, multiproc_dir: Path) -> BaseServer:
-    """Bind ``metrics_host:metrics_port``; raises :class:`OSError` if the port is taken."""
+    """Bind ``metrics_host:metrics_port`` (IPv6 if the host has a colon).
+
+    Raises :class:`OSError` if the port is taken or the host cannot be bound.
+    """
     return make_server(
         settings.metrics_host,
         settings.metrics_port,
         make_app(settings, multiproc_dir),
-        server_class=_Server,
+        server_class=_Server6 if ":" in settings.metrics_host else _Server,
         handler_class=_QuietHandler,
     )
