@@ -26,6 +26,7 @@ from __future__ import annotations
 import fcntl
 import glob
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -120,6 +121,23 @@ def quarantine(directory: Path, path: str) -> Path:
     target.parent.mkdir(exist_ok=True)
     os.replace(path, target)
     return target
+
+
+def quarantine_reporter(logger: logging.Logger) -> Callable[[Path], None]:
+    """An ``on_bad_file`` callback: count in ``app_metric_files_quarantined_total``, warn."""
+    from common.metrics import quarantined_files_counter
+
+    counter = quarantined_files_counter()
+
+    def report(moved_to: Path) -> None:
+        counter.inc()
+        logger.warning(
+            "damaged metric file quarantined: %s",
+            moved_to,
+            extra={"event": "metric_file_quarantined", "file": str(moved_to)},
+        )
+
+    return report
 
 
 def compact(directory: Path, on_bad_file: Callable[[Path], None] = lambda p: None) -> int:

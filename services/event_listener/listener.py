@@ -77,12 +77,13 @@ class Handler:
         self.settings = settings
         self.multiproc_dir = multiproc_dir
         self._exits: Any = None
-        self._quarantined: Any = None
+        self._bad_file: Callable[[Path], None] = lambda path: None
         if multiproc_dir is not None:
-            from common.metrics import process_exits_counter, quarantined_files_counter
+            from common.metrics import process_exits_counter
+            from common.multiproc import quarantine_reporter
 
             self._exits = process_exits_counter()
-            self._quarantined = quarantined_files_counter()
+            self._bad_file = quarantine_reporter(log)
 
     def __call__(self, headers: dict[str, str], payload: str) -> None:
         """Dispatch on the event name."""
@@ -149,14 +150,6 @@ class Handler:
             merged = multiproc.compact(self.multiproc_dir, self._bad_file)
             if merged:
                 log.debug("compacted %d metric files", merged)
-
-    def _bad_file(self, moved_to: Path) -> None:
-        self._quarantined.inc()
-        log.warning(
-            "damaged metric file quarantined: %s",
-            moved_to,
-            extra={"event": "metric_file_quarantined", "file": str(moved_to)},
-        )
 
 
 def serve(stdin: TextIO, stdout: TextIO, handler: Callable[[dict[str, str], str], None]) -> None:

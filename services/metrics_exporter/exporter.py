@@ -30,7 +30,6 @@ from prometheus_client.metrics_core import GaugeMetricFamily, InfoMetricFamily, 
 
 from common import multiproc
 from common.config import Settings
-from common.metrics import quarantined_files_counter
 from common.supervisor_rpc import RPC_ERRORS, process_infos
 from services.metrics_exporter.readiness import readiness, worker_samples
 
@@ -62,20 +61,12 @@ class DirectoryCollector:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._quarantined = quarantined_files_counter()
+        self._bad_file = multiproc.quarantine_reporter(log)
 
     def collect(self) -> Iterable[Metric]:
         """Merge every readable file, under the directory's lock."""
         result: Iterable[Metric] = multiproc.collect(self.directory, self._bad_file)
         return result
-
-    def _bad_file(self, moved_to: Path) -> None:
-        self._quarantined.inc()
-        log.warning(
-            "damaged metric file quarantined: %s",
-            moved_to,
-            extra={"event": "metric_file_quarantined", "file": str(moved_to)},
-        )
 
 
 class SupervisorCollector:
