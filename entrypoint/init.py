@@ -40,8 +40,7 @@ FORWARDED = (
 )
 STOPS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
-POLL_SECONDS = 0.25
-CHECK_EVERY = 8  # polls: fail-fast check every 2 s
+CHECK_SECONDS = 2.0  # fail-fast check interval
 log = logging.getLogger("entrypoint")
 
 
@@ -127,14 +126,17 @@ def supervise(
 
     for signum in FORWARDED:
         signal.signal(signum, forward)
-    polls = 0
+    # Blocked (after the spawn: supervisord keeps its own mask), SIGCHLD stays pending
+    # for sigtimedwait, which returns the moment a child exits.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
     while True:
         done = reap()
         if child.pid in done:
             child.returncode = done[child.pid]
             break
-        polls += 1
-        if fatal_program and not (stopping or failing) and polls % CHECK_EVERY == 0:
+        if signal.sigtimedwait({signal.SIGCHLD}, CHECK_SECONDS) is not None:
+            continue  # a child exited: reap it first
+        if fatal_program and not (stopping or failing):
             program = fatal_program()
             if program is not None:
                 failing = True
@@ -144,7 +146,7 @@ def supervise(
                 )
                 if shutdown is not None:
                     shutdown()
-        time.sleep(POLL_SECONDS)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
     stop_leftovers()
     code = child.returncode
     code = 128 - code if code < 0 else code
