@@ -72,7 +72,8 @@ $(STAMP): requirements-dev.lock pyproject.toml | $(UV)
 	@echo "installing requirements-dev.lock and this project into $(VENV)/" >&2
 	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
 	@$(UV) pip sync --quiet --python $(BIN)/python requirements-dev.lock
-	@$(UV) pip install --quiet --python $(BIN)/python --no-deps --editable .
+	@$(UV) pip install --quiet --python $(BIN)/python --no-deps --editable . \
+		--config-settings editable_mode=compat  # a .pth path entry: no import hook at every start
 	@touch $(STAMP)
 
 $(ACTIONLINT):
