@@ -106,10 +106,15 @@ class JsonLineHandler(logging.Handler):
             self._stream.write(data.decode("utf-8", "replace"))
             self._stream.flush()
             return
-        view = memoryview(data)
-        while view:
-            written = os.write(self.fd, view)
-            view = view[written:]
+        write_all(self.fd, data)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is out (one call for a pipe write <= PIPE_BUF)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
 
 def _has_fileno(stream: TextIO) -> bool:

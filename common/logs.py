@@ -49,6 +49,22 @@ def rfc3339(created: float) -> str:
     )
 
 
+def fixed_fields(
+    created: float, level: str, logger: str, msg: str, identity: Mapping[str, str]
+) -> dict[str, Any]:
+    """The keys every line starts with, in order (``identity``: service, program, instance, env)."""
+    return {
+        "ts": rfc3339(created),
+        "level": level,
+        "service": identity.get("service"),
+        "program": identity.get("program"),
+        "logger": logger,
+        "instance": identity.get("instance"),
+        "env": identity.get("env"),
+        "msg": msg,
+    }
+
+
 def _safe_str(value: object) -> str:
     try:
         return str(value)
@@ -111,14 +127,11 @@ class JsonLineFormatter(JsonFormatter):
     ) -> None:
         """Fill ``log_data`` with the fixed keys first, then extras, then exception keys."""
         stack = message_dict.pop("exc_info", None)
-        log_data["ts"] = rfc3339(record.created)
-        log_data["level"] = record.levelname
-        log_data["service"] = self.identity.get("service")
-        log_data["program"] = self.identity.get("program")
-        log_data["logger"] = record.name
-        log_data["instance"] = self.identity.get("instance")
-        log_data["env"] = self.identity.get("env")
-        log_data["msg"] = record.message
+        log_data.update(
+            fixed_fields(
+                record.created, record.levelname, record.name, record.message, self.identity
+            )
+        )
         extras: dict[str, Any] = dict(message_dict)
         merge_record_extra(record, extras, reserved=self._skip_fields)
         for key, value in extras.items():

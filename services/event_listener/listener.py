@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,8 +34,8 @@ from typing import Any, TextIO
 from supervisor import childutils
 
 from common.config import Settings
-from common.loglines import split_record
-from common.logs import rfc3339
+from common.loglines import split_record, write_all
+from common.logs import fixed_fields
 
 log = logging.getLogger("event_listener")
 GONE = {"EXITED", "STOPPED", "BACKOFF", "FATAL"}
@@ -47,23 +46,19 @@ def record(
     settings: Settings, program: str, level: str, logger: str, msg: str, **fields: Any
 ) -> dict[str, Any]:
     """A JSON record in the programs' shape, on behalf of ``program``."""
-    return {
-        "ts": rfc3339(time.time()),
-        "level": level,
+    identity = {
         "service": settings.service_name,
         "program": program,
-        "logger": logger,
         "instance": settings.instance,
         "env": settings.env,
-        "msg": msg,
-        **fields,
     }
+    return fixed_fields(time.time(), level, logger, msg, identity) | fields
 
 
 def write_record(data: dict[str, Any], fd: int = 2) -> None:
     """Write ``data`` as JSON line(s) of at most 4096 bytes each to ``fd``."""
     for line in split_record(json.dumps(data, ensure_ascii=False), data):
-        os.write(fd, line)
+        write_all(fd, line)
 
 
 def _pid(headers: dict[str, str]) -> int | None:
