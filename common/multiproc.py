@@ -36,6 +36,8 @@ from typing import Any
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from common import procfs
+
 ARCHIVE = "archive"
 _GAUGE_MODES = ("all", "liveall", "min", "livemin", "max", "livemax", "sum", "livesum",
                 "mostrecent", "livemostrecent")  # fmt: skip
@@ -54,12 +56,8 @@ def kind_and_pid(path: str) -> tuple[str, str]:
 
 
 def pid_alive(pid: str) -> bool:
-    """True if ``pid`` names a process that exists (not a zombie) in this PID namespace."""
-    try:
-        stat = Path(f"/proc/{int(pid)}/stat").read_text()
-    except (OSError, ValueError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    """True if the file-name part ``pid`` names a living process (not "archive", say)."""
+    return pid.isdigit() and procfs.alive(int(pid))
 
 
 @contextmanager

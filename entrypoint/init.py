@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from common.procfs import children_by_parent
+
 FORWARDED = (
     signal.SIGTERM,
     signal.SIGINT,
@@ -73,27 +75,13 @@ def reap() -> dict[int, int]:
         done[pid] = os.waitstatus_to_exitcode(status)
 
 
-def children() -> list[int]:
-    """Pids whose parent is this process (adopted orphans included)."""
-    mine = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat_line = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat_line.rsplit(")", 1)[1].split()[1]) == os.getpid():
-                mine.append(int(entry.name))
-    return mine
-
-
 def stop_leftovers(grace: float = 5.0) -> None:
     """SIGTERM the children still here (orphans of a killed supervisord), then SIGKILL."""
     deadline = time.monotonic() + grace
     for signum in (signal.SIGTERM, signal.SIGKILL):
-        for pid in children():
+        for pid in children_by_parent().get(os.getpid(), []):
             os.kill(pid, signum)
-        while children() and time.monotonic() < deadline:
+        while children_by_parent().get(os.getpid()) and time.monotonic() < deadline:
             reap()
             time.sleep(0.05)
         reap()

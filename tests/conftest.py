@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from common.procfs import alive, children_by_parent
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 EXPORTER = "metrics_exporter"
@@ -55,21 +57,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def children_by_parent() -> dict[int, list[int]]:
-    """``{ppid: [pid, ...]}`` for every process in /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
-
-
 def descendants(pid: int) -> set[int]:
     """Pids of every descendant of ``pid`` (read from /proc)."""
     children = children_by_parent()
@@ -81,15 +68,6 @@ def descendants(pid: int) -> set[int]:
                 found.add(child)
                 todo.append(child)
     return found
-
-
-def alive(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:

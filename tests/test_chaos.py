@@ -19,7 +19,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ROOT, WORKERS, Stack, children_by_parent, http_get
+from common.procfs import children_by_parent
+from tests.conftest import ROOT, WORKERS, Stack, http_get
 
 KILLS = 200
 FILE_BOUND = 30  # 3 files per live process (5), 3 archives, and a few not yet compacted

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROCESSES, Stack, children_by_parent, descendants
+from common.procfs import children_by_parent
+from tests.conftest import PROCESSES, Stack, descendants
 
 PID_NAMESPACE = ("--pid", "--fork", "--mount-proc", "--kill-child")
 

@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from common.procfs import alive, children_by_parent
 from tests.conftest import (
     PROCESSES,
     WORKERS,
     Stack,
-    alive,
     base_env,
-    children_by_parent,
     descendants,
     free_port,
     http_get,
