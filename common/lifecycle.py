@@ -8,7 +8,6 @@ The wait between iterations wakes at once on a stop request, whatever
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -109,12 +108,16 @@ def run_async_loop(
 
     Same contract as :func:`run_sync_loop`; the call in flight is never cancelled.
     """
+    import asyncio  # here: the blocking worker and the exporter need not load it
+
     asyncio.run(_async_loop(program, settings, run_once))
 
 
 async def _async_loop(
     program: str, settings: Settings, run_once: Callable[[], Awaitable[None]]
 ) -> None:
+    import asyncio
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in STOP_SIGNALS:
