@@ -187,11 +187,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if "instance" not in values:
         values["instance"] = socket.gethostname() or "localhost"
     values["runtime_dir"] = Path(values["runtime_dir"]).absolute()
-    sock = len(str(values["runtime_dir"] / "supervisor.sock").encode())
+    settings = Settings(**values, sources=sources)
+    sock = len(str(settings.supervisor_socket).encode())
     if sock > MAX_SOCKET_PATH:
         detail = f"too long: the socket path in it would be {sock} bytes, at most {MAX_SOCKET_PATH}"
         raise ConfigError([Problem("runtime_dir", sources["runtime_dir"], detail)])
-    return Settings(**values, sources=sources)
+    return settings
 
 
 SECRET_WORDS = ("password", "secret", "token", "key", "dsn")
