@@ -70,6 +70,17 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def stop_process(proc: subprocess.Popen[Any], grace: float) -> None:
+    """SIGTERM ``proc`` if it still runs; SIGKILL it after ``grace`` seconds; reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(grace)
+
+
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
     """``(status, body)`` of a GET; HTTP errors are returned, not raised."""
     try:
@@ -200,13 +211,7 @@ class Stack:
     def kill(self) -> None:
         """Clean-up: SIGTERM supervisord (SIGKILL after 5 s), then SIGKILL any leftover."""
         self._known |= descendants(self.proc.pid)
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 5.0)
         for pid in self._known:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
@@ -245,10 +250,18 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.kill()
 
 
-def run_command(args: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run a console script from the project root to completion; capture its output."""
+def run_command(
+    args: list[str], env: Mapping[str, str] | None = None, timeout: float = 20.0
+) -> subprocess.CompletedProcess[str]:
+    """Run a command from the project root to completion (``env`` None: ours); capture output."""
     return subprocess.run(
-        args, cwd=ROOT, env=dict(env), capture_output=True, text=True, timeout=20, check=False
+        args,
+        cwd=ROOT,
+        env=None if env is None else dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

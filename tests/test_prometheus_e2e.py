@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import WORKERS, Stack, free_port, http_get
+from tests.conftest import WORKERS, Stack, free_port, http_get, stop_process
 
 
 class Prometheus:
@@ -66,13 +66,7 @@ class Prometheus:
 
     def stop(self) -> None:
         """SIGTERM the server (SIGKILL after 10 s) and close its log."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, 10.0)
         self.log.close()
 
 

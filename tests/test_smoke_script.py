@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, run_command
 
 SCRIPT = ROOT / "tools" / "smoke-test.sh"
 
@@ -36,13 +35,10 @@ def fake_docker_env(tmp_path: Path) -> dict[str, str]:
 
 def test_smoke_script_passes_on_the_real_stack(tmp_path: Path) -> None:
     """Healthy, both workers in /metrics, three RUNNING, fast stop, JSON logs: it passes."""
-    result = subprocess.run(
+    result = run_command(
         [str(SCRIPT), "supervised-service:smoke", str(free_port())],
-        env=fake_docker_env(tmp_path),
-        capture_output=True,
-        text=True,
+        fake_docker_env(tmp_path),
         timeout=120,
-        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "smoke test passed" in result.stdout
@@ -60,13 +56,8 @@ def test_smoke_script_fails_when_a_log_line_is_not_json(tmp_path: Path) -> None:
         "    sys.stdout.write('plain text, not JSON\\n'); sys.stdout.flush()\n"
     )
     env["PYTHONPATH"] = str(sitecustomize)
-    result = subprocess.run(
-        [str(SCRIPT), "supervised-service:smoke", str(free_port())],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_command(
+        [str(SCRIPT), "supervised-service:smoke", str(free_port())], env, timeout=120
     )
     assert result.returncode != 0
     assert "is not JSON: plain text, not JSON" in result.stderr + result.stdout
