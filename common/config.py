@@ -80,11 +80,6 @@ class Settings:
         return self.runtime_dir / "prometheus"
 
     @property
-    def exit_code_file(self) -> Path:
-        """Where the event listener leaves the container's exit code (fail-fast)."""
-        return self.runtime_dir / "exit-code"
-
-    @property
     def supervisor_socket(self) -> Path:
         """Supervisord's control socket, as named in ``supervisord.conf``."""
         return self.runtime_dir / "supervisor.sock"
@@ -111,7 +106,7 @@ _FIELDS: dict[str, tuple[Callable[[object], Any], object]] = {
 }
 KEYS = tuple(_FIELDS)
 # Variables the entrypoint sets for supervisord.conf; not settings, not typos.
-_INTERNAL_ENV = {CONFIG_PATH_ENV, "APP_SUPERVISORD_USER"}
+_INTERNAL_ENV = {CONFIG_PATH_ENV, "APP_SUPERVISORD_USER", "APP_SUPERVISORD_FAIL_FAST"}
 
 
 def default_health_max_age(loop_sleep_seconds: float) -> float:

@@ -5,32 +5,30 @@
 2. Refuse to start if a supervisord already answers on the runtime dir's socket
    (emptying its metrics would corrupt a running container's counters): exit 1.
 3. Create ``runtime_dir`` (mode 0700) and empty ``runtime_dir/prometheus``.
-4. Start supervisord in the foreground with ``./supervisord.conf``, with
-   ``APP_RUNTIME_DIR``, ``PROMETHEUS_MULTIPROC_DIR``, ``APP_SUPERVISORD_USER``
-   and ``PATH`` set for the config's ``%(ENV_...)s`` expansions and its programs:
-
-   - ``fail_fast`` on (the default): as its parent, staying PID 1 in Docker
-     (:mod:`entrypoint.init`), so that the container exits with the code the
-     event listener leaves when a program goes FATAL (supervisord always
-     exits 0);
-   - ``fail_fast`` off: by ``exec``, so supervisord takes over this PID.
+4. ``exec`` supervisord (:mod:`entrypoint.supervisord`, which exits 1 after
+   fail-fast) in the foreground with ``./supervisord.conf``, so that it takes
+   over this PID (PID 1 in Docker), with ``APP_RUNTIME_DIR``,
+   ``PROMETHEUS_MULTIPROC_DIR``, ``APP_SUPERVISORD_USER``,
+   ``APP_SUPERVISORD_FAIL_FAST`` and ``PATH`` set for the config's
+   ``%(ENV_...)s`` expansions and its programs.
 """
 
 from __future__ import annotations
 
 import configparser
+import fcntl
 import logging
 import os
 import shutil
 import socket
+import stat
 import sys
-from functools import partial
 from pathlib import Path
 
+from common import exporter_address
 from common.config import ConfigError, Problem, Settings, suggest
 from common.errors import FatalError
 from common.program import run_program
-from entrypoint.init import supervise
 
 SUPERVISORD_CONF = Path("supervisord.conf")
 log = logging.getLogger("entrypoint")
@@ -54,6 +52,7 @@ def prepare_runtime_dir(settings: Settings) -> None:
     settings.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if settings.runtime_dir.stat().st_uid == os.getuid():
         settings.runtime_dir.chmod(0o700)  # also when it existed (a tmpfs mount point)
+    (settings.runtime_dir / exporter_address.FILE_NAME).unlink(missing_ok=True)  # a past run's
     shutil.rmtree(settings.multiproc_dir, ignore_errors=True)
     settings.multiproc_dir.mkdir(mode=0o700)
 
@@ -67,6 +66,7 @@ def supervisord_environ(settings: Settings) -> dict[str, str]:
         PROMETHEUS_MULTIPROC_DIR=str(settings.multiproc_dir),
         # supervisord logs CRIT "running as root" unless user= is set: name ourselves.
         APP_SUPERVISORD_USER=str(os.getuid()),
+        APP_SUPERVISORD_FAIL_FAST=str(settings.fail_fast).lower(),
         PATH=bindir + os.pathsep + environ.get("PATH", os.defpath),
     )
     return environ
@@ -86,26 +86,14 @@ def check_workers(settings: Settings, conf: Path) -> None:
         )
 
 
-def fatal_program(runtime_dir: Path) -> str | None:
-    """The name of a program supervisord has FATAL, if any (None if it cannot tell)."""
-    from common.supervisor_rpc import RPC_ERRORS, process_infos
+def append_to_regular_stdout() -> None:
+    """If stdout is a regular file (``make run > out.log``), make every write append.
 
-    try:
-        infos = process_infos(runtime_dir, 1.0, SUPERVISORD_CONF.absolute())
-    except RPC_ERRORS:
-        return None
-    fatal = [str(info["name"]) for info in infos if info["statename"] == "FATAL"]
-    return fatal[0] if fatal else None
-
-
-def request_shutdown(runtime_dir: Path) -> None:
-    """Ask supervisord to stop everything (it may already be stopping)."""
-    from common.supervisor_rpc import RPC_ERRORS, call
-
-    try:
-        call(runtime_dir, 5.0, "shutdown", SUPERVISORD_CONF.absolute())
-    except RPC_ERRORS as exc:
-        log.info("supervisord did not take the shutdown request: %s", exc)
+    supervisord opens ``/dev/stdout`` anew (its own file offset, in append mode);
+    without O_APPEND on ours, the last line (fail-fast) would overwrite its output.
+    """
+    if stat.S_ISREG(os.fstat(1).st_mode):
+        fcntl.fcntl(1, fcntl.F_SETFL, fcntl.fcntl(1, fcntl.F_GETFL) | os.O_APPEND)
 
 
 def _main(settings: Settings) -> None:
@@ -123,28 +111,21 @@ def _main(settings: Settings) -> None:
             [Problem("runtime_dir", settings.sources["runtime_dir"], detail)]
         ) from None
     environ = supervisord_environ(settings)
-    supervisord = shutil.which("supervisord", path=environ["PATH"])
-    if supervisord is None:
-        raise FatalError("supervisord not found on PATH; install the project (make run)")
-    argv = [supervisord, "--nodaemon", "-c", str(SUPERVISORD_CONF)]
-    settings.exit_code_file.unlink(missing_ok=True)
-    if settings.fail_fast:
-        log.info("starting supervisord, runtime dir %s", settings.runtime_dir)
-        code = supervise(
-            argv,
-            environ,
-            settings.exit_code_file,
-            partial(fatal_program, settings.runtime_dir),
-            partial(request_shutdown, settings.runtime_dir),
-        )
-        log.info("supervisord ended; exit code %d", code, extra={"event": "exit", "code": code})
-        raise SystemExit(code)
+    argv = [
+        sys.executable,
+        "-m",
+        "entrypoint.supervisord",
+        "--nodaemon",
+        "-c",
+        str(SUPERVISORD_CONF),
+    ]
     log.info("exec supervisord, runtime dir %s", settings.runtime_dir, extra={"event": "exec"})
-    os.execve(supervisord, argv, environ)
+    append_to_regular_stdout()
+    os.execve(sys.executable, argv, environ)
 
 
 def main() -> None:
-    """Console-script entry point: 78 (bad config), 1, or supervisord's (or fail-fast's) code."""
+    """Console-script entry point: 78 (bad config), 1, or (after exec) supervisord's code."""
     sys.exit(run_program("entrypoint", _main, warn_unknown_env=True, capture_streams=False))
 
 

@@ -1,57 +1,106 @@
 """Run the healthcheck: ``app-health`` or ``python -m healthcheck``.
 
-Prints one JSON line, ``{"healthy": bool, "problems": [...], "readyz": ...,
-"processes": ...}``, and exits 0 when healthy, 1 otherwise (Docker's
-HEALTHCHECK contract). Needs no flags: it reads the same settings as the
-programs and ``supervisord.conf`` in the working directory.
+Docker's HEALTHCHECK contract: exit 0 healthy, 1 unhealthy. Healthy means the
+exporter's ``GET /readyz`` answers 200: every worker's last iteration is fresh
+and supervisord runs every process (the exporter judges both, see
+``services/metrics_exporter/readiness.py``). Prints one JSON line: the
+``/readyz`` report (``{"ready": bool, "problems": [...], "programs": ...,
+"processes": ...}``), or ``{"ready": false, "problems": [why]}`` when there is
+no report. Needs no flags.
+
+It runs every 30 s for the life of the container, so it imports next to
+nothing: the exporter's address comes from ``<runtime_dir>/exporter-address``
+(:mod:`common.exporter_address`), ``runtime_dir`` from ``APP_RUNTIME_DIR``
+(the environment wins over the YAML file; the image sets it), and only when
+that is unset from the full settings. The request is plain HTTP/1.0 (RFC 1945:
+the server closes the connection after the response) over a socket:
+``http.client`` alone would take longer to import than the whole check.
 """
 
 from __future__ import annotations
 
-import json
+import _socket
+import os
 import sys
-from pathlib import Path
-from typing import Any
 
-from common.config import ConfigError, load_settings
-from healthcheck.check import check_processes, check_readyz
+from common import exporter_address
 
-SUPERVISORD_CONF = Path("supervisord.conf")
+TIMEOUT_SECONDS = 2.0
+MAX_RESPONSE_BYTES = 1024 * 1024
 
 
-def run() -> tuple[bool, dict[str, Any]]:
-    """Run both checks; return ``(healthy, report)``."""
+def runtime_dir() -> str:
+    """``APP_RUNTIME_DIR``, else ``runtime_dir`` from the settings.
+
+    Raises :class:`ValueError` if the settings are invalid.
+    """
+    value = os.environ.get("APP_RUNTIME_DIR")
+    if value:
+        return value
+    from common.config import ConfigError, load_settings
+
     try:
-        settings = load_settings()
+        return str(load_settings().runtime_dir)
     except ConfigError as exc:
-        return False, {"healthy": False, "problems": [f"invalid configuration: {exc}"]}
-    problems: list[str] = []
-    ready, readyz = check_readyz(settings.metrics_host, settings.metrics_port)
-    if not ready:
-        not_ready = readyz.get("not_ready") if isinstance(readyz, dict) else None
-        problems.append(
-            f"not ready: {', '.join(not_ready)}" if not_ready else f"not ready: {readyz}"
-        )
-    running, processes = check_processes(SUPERVISORD_CONF, settings.runtime_dir)
-    if not running:
-        if isinstance(processes, str):
-            problems.append(processes)
-        else:
-            bad = [f"{name} is {state}" for name, state in processes.items() if state != "RUNNING"]
-            problems.append("; ".join(bad) or "supervisord runs no process")
-    healthy = not problems
-    return healthy, {
-        "healthy": healthy,
-        "problems": problems,
-        "readyz": readyz,
-        "processes": processes,
-    }
+        raise ValueError(f"invalid configuration: {exc}") from None
+
+
+def get(host: str, port: int, path: str) -> tuple[int, bytes]:
+    """``(status, body)`` of ``GET path`` (HTTP/1.0).
+
+    Raises :class:`OSError` (no connection, timeout) or :class:`ValueError`
+    (not an HTTP response, or over :data:`MAX_RESPONSE_BYTES`).
+    """
+    request = f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode()
+    chunks = []
+    family, kind, proto, _, address = _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM)[0]
+    sock = _socket.socket(family, kind, proto)
+    try:
+        sock.settimeout(TIMEOUT_SECONDS)
+        sock.connect(address)
+        sock.sendall(request)
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+            if sum(map(len, chunks)) > MAX_RESPONSE_BYTES:
+                raise ValueError(f"response over {MAX_RESPONSE_BYTES} bytes")
+    finally:
+        sock.close()
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].split()  # HTTP/1.0 200 OK
+    if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/"):
+        raise ValueError(f"not an HTTP response: {head[:80]!r}")
+    return int(status_line[1]), body
+
+
+def check() -> tuple[bool, bytes]:
+    """``(healthy, one JSON line)``."""
+    try:
+        where = runtime_dir()
+    except ValueError as exc:
+        return _unhealthy(str(exc))
+    try:
+        host, port = exporter_address.read(where)
+    except (OSError, ValueError) as exc:
+        return _unhealthy(f"the exporter has not started (no address in {where}): {exc}")
+    try:
+        status, body = get(host, port, "/readyz")
+    except (OSError, ValueError) as exc:
+        return _unhealthy(f"exporter unreachable at {host}:{port}: {exc}")
+    if status in (200, 503) and body.startswith(b"{") and b"\n" not in body:
+        return status == 200, body + b"\n"
+    return _unhealthy(f"/readyz on {host}:{port} answered {status}: {body[:200]!r}")
+
+
+def _unhealthy(problem: str) -> tuple[bool, bytes]:
+    import json  # only now: a healthy check does not need it
+
+    return False, json.dumps({"ready": False, "problems": [problem]}).encode() + b"\n"
 
 
 def main() -> None:
     """Console-script entry point: print the report, exit 0 (healthy) or 1."""
-    healthy, report = run()
-    sys.stdout.write(json.dumps(report) + "\n")
+    healthy, line = check()
+    sys.stdout.buffer.write(line)
     sys.exit(0 if healthy else 1)
 
 

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from common.config import load_settings
+from common.config import load_settings, unknown_env_names
 from entrypoint.__main__ import prepare_runtime_dir, supervisord_environ
 
 
@@ -24,11 +24,18 @@ def test_runtime_dir_is_private_and_metrics_start_empty(tmp_path: Path) -> None:
 
 
 def test_supervisord_gets_paths_and_our_bin_dir(tmp_path: Path) -> None:
-    """Supervisord's environment names the runtime dir, metrics dir, uid and our bin dir."""
+    """Supervisord's environment names the runtime dir, metrics dir, uid, fail_fast, our bin dir.
+
+    None of the variables it adds is taken for a misspelt setting.
+    """
     empty = tmp_path / "c.yml"
     empty.write_text("")
-    settings = load_settings({"APP_CONFIG_PATH": str(empty), "APP_RUNTIME_DIR": str(tmp_path)})
+    environ = {"APP_CONFIG_PATH": str(empty), "APP_RUNTIME_DIR": str(tmp_path)}
+    settings = load_settings(environ | {"APP_FAIL_FAST": "no"})
     env = supervisord_environ(settings)
+    assert env["APP_SUPERVISORD_FAIL_FAST"] == "false"
+    added = {key: value for key, value in env.items() if key not in os.environ}
+    assert unknown_env_names(added) == []
     assert env["APP_RUNTIME_DIR"] == str(tmp_path)
     assert env["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path / "prometheus")
     assert env["APP_SUPERVISORD_USER"] == str(os.getuid())

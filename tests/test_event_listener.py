@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from common.config import Settings, load_settings
+from services.event_listener import protocol
 from services.event_listener.__main__ import StopRequested
 from services.event_listener.listener import Handler, serve
 
@@ -124,3 +125,26 @@ def test_a_stop_during_handling_is_not_swallowed(settings: Settings) -> None:
 
     with pytest.raises(StopRequested):
         serve(io.StringIO(stderr_event("a", 1, "x\n")), io.StringIO(), handler)
+
+
+def test_protocol_reads_exactly_one_event_and_acknowledges_it() -> None:
+    """READY, one header line, exactly ``len`` characters (non-ASCII counts as one), OK."""
+    first = stderr_event("sync_worker", 7, "é: a:b\n", serial=1)
+    stdin = io.StringIO(first + envelope("TICK_5", "when:5", serial=2))
+    stdout = io.StringIO()
+    headers, payload = protocol.wait(stdin, stdout)
+    protocol.ok(stdout)
+    assert headers["eventname"] == "PROCESS_LOG_STDERR"
+    assert protocol.eventdata(payload) == (
+        {"processname": "sync_worker", "groupname": "app", "pid": "7", "channel": "stderr"},
+        "é: a:b\n",
+    )
+    headers, payload = protocol.wait(stdin, stdout)
+    assert (headers["eventname"], headers["serial"], payload) == ("TICK_5", "2", "when:5")
+    assert stdout.getvalue() == "READY\nRESULT 2\nOKREADY\n"
+
+
+def test_protocol_closed_stdin_is_an_error_not_an_event() -> None:
+    """At EOF (supervisord stopping) ``wait`` raises instead of returning an empty event."""
+    with pytest.raises(KeyError):
+        protocol.wait(io.StringIO(""), io.StringIO())

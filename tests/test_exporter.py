@@ -106,12 +106,15 @@ def test_readyz_names_a_stale_worker_with_its_age(tmp_path: Path) -> None:
 
 
 def test_metrics_disabled_means_404_and_no_freshness_check(tmp_path: Path) -> None:
-    """metrics_enabled false: /metrics is 404 and /readyz does not judge freshness."""
+    """metrics_enabled false: /metrics is 404; /readyz judges only supervisord's processes."""
     app = make_app(settings_for(tmp_path, APP_METRICS_ENABLED="false"), tmp_path)
     assert call(app, "/metrics")[0] == "404 Not Found"
     status, _, body = call(app, "/readyz")
-    assert status == "200 OK"
-    assert json.loads(body)["freshness"] == "not checked: metrics_enabled is false"
+    report = json.loads(body)
+    assert status == "503 Service Unavailable"  # no supervisord runs in this test
+    assert (report["programs"], report["max_age_seconds"]) == ({}, None)
+    [problem] = report["problems"]
+    assert problem.startswith("supervisord unreachable: ")
 
 
 def test_unknown_route_is_404_json(tmp_path: Path) -> None:

@@ -6,10 +6,6 @@
   ``app_process_exits_total{program, expected}``; when a process has gone
   (EXITED, STOPPED, BACKOFF, FATAL) the dead processes' metric files are
   compacted (:func:`common.multiproc.compact`).
-- ``PROCESS_STATE_FATAL`` with ``fail_fast`` on: write exit code 1 to
-  ``<runtime_dir>/exit-code`` and ask supervisord to shut down, so that the
-  container stops and its restart policy takes over (app-entrypoint, PID 1,
-  exits with that code; supervisord itself always exits 0).
 - ``TICK_5``: the same compaction every 5 s, for processes that died without
   an event (killed while STARTING, say).
 - ``PROCESS_LOG_STDERR``: what a program wrote to its file descriptor 2
@@ -18,7 +14,7 @@
 
 Lines go to this listener's stderr, which supervisord copies to stdout; its
 stdout carries the listener protocol (supervisor docs, "Events") through
-``supervisor.childutils.listener`` and nothing else. A handler failure is
+:mod:`services.event_listener.protocol` and nothing else. A handler failure is
 logged and the event still acknowledged, so supervisord never stalls.
 """
 
@@ -31,11 +27,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from supervisor import childutils
-
 from common.config import Settings
 from common.loglines import split_record, write_all
 from common.logs import fixed_fields
+from services.event_listener import protocol
 
 log = logging.getLogger("event_listener")
 GONE = {"EXITED", "STOPPED", "BACKOFF", "FATAL"}
@@ -71,20 +66,17 @@ class Handler:
     def __init__(self, settings: Settings, multiproc_dir: Path | None) -> None:
         self.settings = settings
         self.multiproc_dir = multiproc_dir
-        self._exits: Any = None
         self._bad_file: Callable[[Path], None] = lambda path: None
         if multiproc_dir is not None:
-            from common.metrics import process_exits_counter
             from common.multiproc import quarantine_reporter
 
-            self._exits = process_exits_counter()
             self._bad_file = quarantine_reporter(log)
 
     def __call__(self, headers: dict[str, str], payload: str) -> None:
         """Dispatch on the event name."""
         name = headers.get("eventname", "")
         if name == "PROCESS_LOG_STDERR":
-            event_headers, data = childutils.eventdata(payload)
+            event_headers, data = protocol.eventdata(payload)
             if data:
                 program = event_headers.get("processname", "unknown")
                 fields = {"event": "stderr", "pid": _pid(event_headers)}
@@ -92,7 +84,7 @@ class Handler:
                     record(self.settings, program, "ERROR", "stderr", data.rstrip("\n"), **fields)
                 )
         elif name.startswith("PROCESS_STATE_"):
-            self.state_change(name.removeprefix("PROCESS_STATE_"), childutils.get_headers(payload))
+            self.state_change(name.removeprefix("PROCESS_STATE_"), protocol.headers(payload))
         elif name == "TICK_5":
             self.compact()
 
@@ -111,31 +103,14 @@ class Handler:
         if expected is not None:
             line["expected"] = expected == "1"
             level = "INFO" if line["expected"] else "WARNING"
-            if self._exits is not None:
-                self._exits.labels(program, str(line["expected"]).lower()).inc()
+            if self.multiproc_dir is not None:
+                from common.metrics import process_exits_counter  # on the first exit
+
+                process_exits_counter().labels(program, str(line["expected"]).lower()).inc()
         msg = f"{program}: {line['from_state']} -> {to_state}"
         write_record(record(self.settings, program, level, "supervisor", msg, **line))
         if to_state in GONE:
             self.compact()
-        if to_state == "FATAL" and self.settings.fail_fast:
-            self.fail_fast(program)
-
-    def fail_fast(self, program: str) -> None:
-        """Leave exit code 1 for app-entrypoint and shut supervisord down."""
-        marker = self.settings.exit_code_file
-        marker.with_suffix(".tmp").write_text("1\n")
-        marker.with_suffix(".tmp").replace(marker)
-        log.error(
-            "%s is FATAL: stopping the container (fail_fast)",
-            program,
-            extra={"event": "fail_fast", "fatal_program": program},
-        )
-        from common.supervisor_rpc import RPC_ERRORS, call
-
-        try:
-            call(self.settings.runtime_dir, 5.0, "shutdown")
-        except RPC_ERRORS as exc:  # e.g. Fault SHUTDOWN_STATE: it is stopping already
-            log.info("supervisord did not take the shutdown request: %s", exc)
 
     def compact(self) -> None:
         """Merge dead processes' metric files (see :mod:`common.multiproc`)."""
@@ -151,11 +126,11 @@ def serve(stdin: TextIO, stdout: TextIO, handler: Callable[[dict[str, str], str]
     """Answer events until stdin closes; every event is acknowledged, even if handling fails."""
     while True:
         try:
-            headers, payload = childutils.listener.wait(stdin, stdout)
+            headers, payload = protocol.wait(stdin, stdout)
         except (KeyError, ValueError):  # stdin closed (supervisord stopping) or garbled
             return
         try:
             handler(headers, payload)
         except Exception:
             log.exception("could not handle %s", headers.get("eventname"))
-        childutils.listener.ok(stdout)
+        protocol.ok(stdout)

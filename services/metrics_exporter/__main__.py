@@ -7,7 +7,7 @@ import logging
 import sys
 import threading
 
-from common import logs
+from common import exporter_address, logs
 from common.config import Settings
 from common.errors import FatalError
 from common.lifecycle import StopSignal
@@ -34,6 +34,12 @@ def _main(settings: Settings) -> None:
         if exc.errno == errno.EADDRINUSE:
             raise ListenError(f"metrics_port {where} is already in use") from None
         raise ListenError(f"cannot listen on {where} (metrics_host, metrics_port): {exc}") from None
+    try:
+        exporter_address.write(
+            settings.runtime_dir, settings.metrics_host, server.server_address[1]
+        )
+    except OSError as exc:  # /metrics still works; app-health will say it has no address
+        log.warning("cannot write the address for app-health: %s", exc)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
     thread.start()
     log.info(

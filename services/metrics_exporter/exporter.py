@@ -8,8 +8,9 @@ Routes:
   and gzip as negotiated by ``prometheus_client.make_wsgi_app``. 404 when
   ``metrics_enabled`` is false.
 - ``GET /healthz``: 200 while this process serves HTTP.
-- ``GET /readyz``: 200 when every worker runs and is fresh, else 503; JSON from
-  :func:`services.metrics_exporter.readiness.readiness`.
+- ``GET /readyz``: 200 when every worker is fresh and supervisord runs every
+  process, else 503; JSON from :func:`services.metrics_exporter.readiness.readiness`.
+  ``app-health`` prints this JSON.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from socketserver import BaseServer
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
@@ -116,6 +116,15 @@ class SupervisorCollector:
         yield from (up, running, state, started)
 
 
+def process_states(runtime_dir: Path) -> dict[str, str] | str:
+    """``{"group:name": state name}`` from supervisord (1 s at most), or why it did not answer."""
+    try:
+        infos = process_infos(runtime_dir, SupervisorCollector.TIMEOUT_SECONDS)
+    except RPC_ERRORS as exc:
+        return f"supervisord unreachable: {exc}"
+    return {f"{info['group']}:{info['name']}": str(info["statename"]) for info in infos}
+
+
 def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
     data = json.dumps(body).encode()
     start_response(
@@ -135,6 +144,21 @@ def make_app(
     registry.register(SupervisorCollector(settings.runtime_dir))
     metrics_app = make_wsgi_app(registry)
 
+    def ready_report() -> tuple[str, dict[str, Any]]:
+        last: dict[str, float] | None = None
+        up: dict[str, float] = {}
+        if settings.metrics_enabled:
+            last, up = worker_samples(collector.collect())
+        ready, report = readiness(
+            settings.workers,
+            last,
+            up,
+            settings.health_max_age_seconds,
+            now=time.time(),
+            processes=process_states(settings.runtime_dir),
+        )
+        return ("200 OK" if ready else "503 Service Unavailable"), report
+
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         route = environ.get("PATH_INFO", "")
         try:
@@ -143,15 +167,7 @@ def make_app(
             if route == "/healthz":
                 return _json(start_response, "200 OK", {"status": "ok"})
             if route == "/readyz":
-                if not settings.metrics_enabled:
-                    body = {"ready": True, "freshness": "not checked: metrics_enabled is false"}
-                    return _json(start_response, "200 OK", body)
-                last, up = worker_samples(collector.collect())
-                ready, report = readiness(
-                    settings.workers, last, up, settings.health_max_age_seconds, time.time()
-                )
-                status = "200 OK" if ready else "503 Service Unavailable"
-                return _json(start_response, status, report)
+                return _json(start_response, *ready_report())
             return _json(start_response, "404 Not Found", {"error": f"no route {route!r}"})
         except Exception:
             log.exception("request %s failed", route, extra={"event": "request_failed"})
@@ -177,7 +193,7 @@ class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
-def make_http_server(settings: Settings, multiproc_dir: Path) -> BaseServer:
+def make_http_server(settings: Settings, multiproc_dir: Path) -> WSGIServer:
     """Bind ``metrics_host:metrics_port`` (IPv6 if the host has a colon).
 
     Raises :class:`OSError` if the port is taken or the host cannot be bound.

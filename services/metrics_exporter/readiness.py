@@ -1,9 +1,11 @@
-"""Readiness: whether every worker is running and its last iteration is fresh.
+"""Readiness: every worker's last iteration is fresh and supervisord runs every process.
 
 A worker is *fresh* when ``now - app_last_iteration_timestamp_seconds`` is at
 most ``health_max_age_seconds``; *stale* when older; *stopped* when its
 ``app_up`` is 0 (it stopped cleanly or crashed: no need to wait until it is
-stale); *missing* when it has never finished an iteration.
+stale); *missing* when it has never finished an iteration. Every process
+supervisord runs (programs and the event listener) must be RUNNING. This one
+judgement serves ``/readyz`` and, through it, ``app-health``.
 """
 
 from __future__ import annotations
@@ -33,18 +35,26 @@ def worker_samples(metric_families: Iterable[Any]) -> tuple[dict[str, float], di
 
 def readiness(
     workers: Iterable[str],
-    last: dict[str, float],
+    last: dict[str, float] | None,
     up: dict[str, float],
     max_age_seconds: float,
+    *,
     now: float,
+    processes: dict[str, str] | str,
 ) -> tuple[bool, dict[str, Any]]:
-    """Judge each worker; return ``(ready, report)`` with a JSON-ready ``report``.
+    """Judge each worker and each process; return ``(ready, report)`` with a JSON-ready ``report``.
 
-    ``report["programs"][name]`` is ``{"status": "fresh"|"stale"|"stopped"|"missing",
-    "age_seconds": float | None}``; ``report["not_ready"]`` lists the non-fresh ones.
+    ``last`` is None when freshness is not checked (``metrics_enabled`` false).
+    ``processes`` is ``{"group:name": supervisord state name}``, or why
+    supervisord could not be asked. ``report["programs"][name]`` is
+    ``{"status": "fresh"|"stale"|"stopped"|"missing", "age_seconds": float | None}``;
+    ``report["not_ready"]`` lists the non-fresh workers; ``report["problems"]``
+    says in words what is wrong (empty when ready).
     """
     programs: dict[str, dict[str, Any]] = {}
     for name in workers:
+        if last is None:
+            break
         stamp = last.get(name)
         age = None if stamp is None else round(max(0.0, now - stamp), 3)
         if age is None:
@@ -55,10 +65,21 @@ def readiness(
             status = "fresh" if age <= max_age_seconds else "stale"
         programs[name] = {"status": status, "age_seconds": age}
     not_ready = [name for name, state in programs.items() if state["status"] != "fresh"]
+    problems = [f"{name} is {programs[name]['status']}" for name in not_ready]
+    if isinstance(processes, str):
+        problems.append(processes)
+    else:
+        problems += [
+            f"{name} is {state}" for name, state in processes.items() if state != "RUNNING"
+        ]
+        if not processes:
+            problems.append("supervisord runs no process")
     report = {
-        "ready": not not_ready,
-        "max_age_seconds": max_age_seconds,
+        "ready": not problems,
+        "problems": problems,
+        "max_age_seconds": max_age_seconds if last is not None else None,
         "not_ready": not_ready,
         "programs": programs,
+        "processes": processes,
     }
-    return not not_ready, report
+    return not problems, report

@@ -1,0 +1,35 @@
+"""The file ``<runtime_dir>/exporter-address``: where ``app-health`` finds the exporter.
+
+The exporter writes it once it listens; ``app-health`` reads it, so it needs
+neither the settings nor the YAML parser (it runs every 30 s: every import
+counts). One line, host and port separated by a space: the address to
+connect to, a wildcard bind address already turned into loopback. Standard library ``os``
+only.
+"""
+
+from __future__ import annotations
+
+import os
+
+FILE_NAME = "exporter-address"
+# A wildcard bind address is reached on loopback.
+_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+
+
+def write(runtime_dir: str | os.PathLike[str], host: str, port: int) -> None:
+    """Write the address atomically (write a temporary file, rename it over the old one)."""
+    path = os.path.join(runtime_dir, FILE_NAME)
+    with open(path + ".tmp", "w", encoding="utf-8") as out:
+        out.write(f"{_LOOPBACK.get(host, host)} {port}\n")
+    os.replace(path + ".tmp", path)
+
+
+def read(runtime_dir: str | os.PathLike[str]) -> tuple[str, int]:
+    """``(host, port)`` from the file.
+
+    Raises :class:`OSError` if it cannot be read (the exporter has not started)
+    and :class:`ValueError` if it does not hold ``"<host> <port>"``.
+    """
+    with open(os.path.join(runtime_dir, FILE_NAME), encoding="utf-8") as src:
+        host, port = src.read().split()
+    return host, int(port)
