@@ -29,7 +29,6 @@ import logging
 import os
 import sys
 import threading
-import uuid
 from typing import Any, TextIO
 
 from common.logs import FIXED_KEYS, JsonLineFormatter, clean_text
@@ -52,7 +51,7 @@ def split_record(text: str, head: dict[str, Any]) -> list[bytes]:
         return [data + b"\n"]
     # Each copied value is cut to PREVIEW_CHARS, so the head leaves room for a chunk.
     head = {key: str(clean_text(head.get(key)) or "")[:PREVIEW_CHARS] for key in FIXED_KEYS}
-    head.update(record_id=uuid.uuid4().hex, part=9_999_999, parts=9_999_999, chunk="")
+    head.update(record_id=os.urandom(16).hex(), part=9_999_999, parts=9_999_999, chunk="")
     budget = MAX_LINE_BYTES - 1 - len(_dumps(head).encode("utf-8"))
     chunks: list[str] = []
     start = 0

@@ -23,6 +23,7 @@ included, so totals never go down when a worker restarts.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -139,8 +140,12 @@ class WorkerMetrics:
             self._last.set(time.time())
 
 
+@functools.cache
 def process_exits_counter() -> Any:
-    """``app_process_exits_total{program, expected}``: exits supervisord reported (listener)."""
+    """``app_process_exits_total{program, expected}``: exits supervisord reported (listener).
+
+    Created on first call (one per process).
+    """
     check_multiproc_dir()
     from prometheus_client import Counter
 
@@ -152,8 +157,12 @@ def process_exits_counter() -> Any:
     )
 
 
+@functools.cache
 def quarantined_files_counter() -> Any:
-    """``app_metric_files_quarantined_total``: damaged files set aside (exporter, listener)."""
+    """``app_metric_files_quarantined_total``: damaged files set aside (exporter, listener).
+
+    Created on first call (one per process).
+    """
     check_multiproc_dir()
     from prometheus_client import Counter
 
