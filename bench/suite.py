@@ -9,7 +9,8 @@ Figures (ours / compared with):
 - SIGTERM to every process gone, loop interval 30 s / the same with stock
   supervisord (no fastloop plugin): supervisord's own floor;
 - start to ``/readyz`` 200 / ``python -c pass`` once per process;
-- PSS of the whole process tree / one bare ``python -c "import time;
+- PSS of the whole process tree, run as the image runs it (no config file),
+  and again with a config file / one bare ``python -c "import time;
   time.sleep(9)"`` per process;
 - ``app-health`` wall time (stack running) / ``python -c pass``;
 - JSON log records per second through our handler to a pipe / the standard
@@ -66,11 +67,20 @@ def lifecycle(runs: int, tmp: Path) -> tuple[list[float], list[float], list[floa
     return starts, stops, stock_stops
 
 
-def tree_pss(runs: int, tmp: Path) -> tuple[list[float], list[float], list[float]]:
-    """(our tree's PSS MB, bare pythons' PSS MB, app-health seconds) per run."""
-    ours, bare, health = [], [], []
+def tree_pss(runs: int, tmp: Path) -> tuple[list[float], list[float], list[float], list[float]]:
+    """PSS MB of (our tree, bare pythons, our tree with a config file), app-health s, per run.
+
+    The stack runs as the image runs it: settings from the environment (the
+    image sets ``APP_RUNTIME_DIR``), no config file in the working directory.
+    """
+    ours, bare, with_file, health = [], [], [], []
     for i in range(runs):
-        stack = Stack(tmp / f"mem{i}", {"loop_sleep_seconds": "1"})
+        stack = Stack(
+            tmp / f"mem{i}",
+            {"loop_sleep_seconds": "1"},
+            cwd=memory.image_like_dir(tmp / f"mem{i}"),
+            config_file=False,
+        )
         try:
             stack.wait_ready()
             time.sleep(2)
@@ -79,6 +89,8 @@ def tree_pss(runs: int, tmp: Path) -> tuple[list[float], list[float], list[float
             health += wall([str(BIN / "app-health")], 3, env=stack.env)
         finally:
             stack.kill()
+        rows = memory.measure(tmp / f"file{i}", config_file=True)
+        with_file.append(sum(mem["Pss"] for _, mem in rows) / 1024)
         sleepers = [
             subprocess.Popen([PY, "-c", "import time; time.sleep(9)"]) for _ in pids
         ]  # fmt: skip
@@ -87,7 +99,7 @@ def tree_pss(runs: int, tmp: Path) -> tuple[list[float], list[float], list[float
         for proc in sleepers:
             proc.kill()
             proc.wait()
-    return ours, bare, health
+    return ours, bare, with_file, health
 
 
 LOG_RATE = """
@@ -163,8 +175,8 @@ def main() -> None:
         tmp = Path(scratch)
         starts, stops, stock = lifecycle(runs, tmp / "life")
         python_pass = wall([PY, "-c", "pass"], max(runs, 10))
-        floor_start = [t * len(PROCESSES) + t for t in python_pass]
-        ours_pss, bare_pss, health = tree_pss(runs, tmp / "mem")
+        floor_start = [t * (len(PROCESSES) + 2) for t in python_pass]  # + entrypoint, supervisord
+        ours_pss, bare_pss, file_pss, health = tree_pss(runs, tmp / "mem")
         (tmp / "prom").mkdir()
         metrics_env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp / "prom")
         ours_rate = in_subprocess(LOG_RATE, "ours", runs)
@@ -179,6 +191,8 @@ def main() -> None:
         ("start to /readyz 200 (s) / python -c pass x procs", starts, floor_start, "<= 2.0 s",
          lambda o, f: o <= 2.0),
         ("tree PSS (MB) / bare python per process", ours_pss, bare_pss, "<= 80 MB",
+         lambda o, f: o <= 80),
+        ("  the same with a config file (PyYAML)", file_pss, bare_pss, "<= 80 MB",
          lambda o, f: o <= 80),
         ("app-health (s) / python -c pass", health, python_pass, "<= 2x floor",
          lambda o, f: o <= 2 * f),

@@ -108,7 +108,9 @@ def base_env(runtime_dir: Path, port: int, **settings: str) -> dict[str, str]:
 class Stack:
     """``app-entrypoint`` (then supervisord, same pid) running in the background.
 
-    ``prefix`` runs it under another command, e.g. ``unshare --pid --fork``.
+    ``prefix`` runs it under another command, e.g. ``unshare --pid --fork``;
+    ``config_file`` False sets no ``APP_CONFIG_PATH``, as the image runs (then
+    ``cwd`` must hold no ``config.yml``).
     """
 
     def __init__(
@@ -116,13 +118,17 @@ class Stack:
         tmp: Path,
         settings: Mapping[str, str],
         cwd: Path = ROOT,
+        *,
         prefix: tuple[str, ...] = (),
         extra_env: Mapping[str, str] | None = None,
+        config_file: bool = True,
     ) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.runtime_dir = tmp / "run"
         self.port = free_port()
         self.env = base_env(self.runtime_dir, self.port, **settings) | dict(extra_env or {})
+        if not config_file:
+            del self.env["APP_CONFIG_PATH"]
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             [*prefix, str(BIN / "app-entrypoint")],
