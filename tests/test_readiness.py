@@ -51,6 +51,13 @@ def test_a_process_not_running_is_not_ready() -> None:
     assert report["processes"] == processes
 
 
+def test_a_starting_process_is_not_a_problem() -> None:
+    """STARTING (alive, younger than startsecs) counts as up: no 2 s wait at every start."""
+    processes = RUNNING | {"app:b": "STARTING"}
+    ready, _ = readiness(["a"], {"a": 99.0}, {"a": 1}, 10.0, now=100.0, processes=processes)
+    assert ready is True
+
+
 def test_supervisord_unreachable_is_not_ready() -> None:
     """When supervisord cannot be asked, the reason is the problem."""
     ready, report = readiness(

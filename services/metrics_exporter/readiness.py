@@ -4,8 +4,11 @@ A worker is *fresh* when ``now - app_last_iteration_timestamp_seconds`` is at
 most ``health_max_age_seconds``; *stale* when older; *stopped* when its
 ``app_up`` is 0 (it stopped cleanly or crashed: no need to wait until it is
 stale); *missing* when it has never finished an iteration. Every process
-supervisord runs (programs and the event listener) must be RUNNING. This one
-judgement serves ``/readyz`` and, through it, ``app-health``.
+supervisord runs (programs and the event listener) must be RUNNING or
+STARTING: supervisord calls a process RUNNING only once it has lived
+``startsecs`` (2 s), and requiring that would hold every start back by 2 s; a
+process that keeps dying shows BACKOFF between tries and is FATAL after 4. This
+one judgement serves ``/readyz`` and, through it, ``app-health``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 LAST_ITERATION = "app_last_iteration_timestamp_seconds"
 UP = "app_up"
+UP_STATES = ("RUNNING", "STARTING")  # supervisord state names
 
 
 def worker_samples(metric_families: Iterable[Any]) -> tuple[dict[str, float], dict[str, float]]:
@@ -70,7 +74,7 @@ def readiness(
         problems.append(processes)
     else:
         problems += [
-            f"{name} is {state}" for name, state in processes.items() if state != "RUNNING"
+            f"{name} is {state}" for name, state in processes.items() if state not in UP_STATES
         ]
         if not processes:
             problems.append("supervisord runs no process")
