@@ -12,7 +12,8 @@ Figures (ours / compared with):
 - PSS of the whole process tree, run as the image runs it (no config file),
   and again with a config file / one bare ``python -c "import time;
   time.sleep(9)"`` per process;
-- ``app-health`` wall time (stack running) / ``python -c pass``;
+- ``app-health`` wall time / ``python -c pass``, run in turns while the stack
+  runs (so both see the same load);
 - JSON log records per second through our handler to a pipe / the standard
   library's plain-text ``logging.Formatter`` to a pipe;
 - one loop iteration's bookkeeping (timing + metrics, multiprocess mode) /
@@ -54,6 +55,19 @@ def wall(argv: list[str], runs: int, env: dict[str, str] | None = None) -> list[
     return out
 
 
+def interleaved(
+    first: list[str], second: list[str], runs: int, env: dict[str, str]
+) -> tuple[list[float], list[float]]:
+    """Seconds per run of ``first`` and of ``second``, run in turns (same load for both)."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(runs):
+        for argv, out in zip((first, second), times, strict=True):
+            start = time.perf_counter()
+            subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, check=False)
+            out.append(time.perf_counter() - start)
+    return times
+
+
 def lifecycle(runs: int, tmp: Path) -> tuple[list[float], list[float], list[float]]:
     """(start to ready ours, stop ours, stop stock) in seconds."""
     tmp.mkdir(parents=True, exist_ok=True)
@@ -67,13 +81,14 @@ def lifecycle(runs: int, tmp: Path) -> tuple[list[float], list[float], list[floa
     return starts, stops, stock_stops
 
 
-def tree_pss(runs: int, tmp: Path) -> tuple[list[float], list[float], list[float], list[float]]:
-    """PSS MB of (our tree, bare pythons, our tree with a config file), app-health s, per run.
+def tree_pss(runs: int, tmp: Path) -> tuple[list[float], ...]:
+    """Per run: PSS MB (our tree, bare pythons, ours with a config file), health s, floor s.
 
-    The stack runs as the image runs it: settings from the environment (the
-    image sets ``APP_RUNTIME_DIR``), no config file in the working directory.
+    The health and floor seconds are ``app-health`` and ``python -c pass`` run in
+    turns while the stack runs. The stack runs as the image runs it: settings
+    from the environment (the image sets ``APP_RUNTIME_DIR``), no config file.
     """
-    ours, bare, with_file, health = [], [], [], []
+    ours, bare, with_file, health, python_pass = [], [], [], [], []
     for i in range(runs):
         stack = Stack(
             tmp / f"mem{i}",
@@ -86,7 +101,9 @@ def tree_pss(runs: int, tmp: Path) -> tuple[list[float], list[float], list[float
             time.sleep(2)
             pids = [stack.proc.pid, *descendants(stack.proc.pid)]
             ours.append(sum(memory.rollup(pid)["Pss"] for pid in pids) / 1024)
-            health += wall([str(BIN / "app-health")], 3, env=stack.env)
+            check, floor = interleaved([str(BIN / "app-health")], [PY, "-c", "pass"], 5, stack.env)
+            health += check
+            python_pass += floor
         finally:
             stack.kill()
         rows = memory.measure(tmp / f"file{i}", config_file=True)
@@ -99,7 +116,7 @@ def tree_pss(runs: int, tmp: Path) -> tuple[list[float], list[float], list[float
         for proc in sleepers:
             proc.kill()
             proc.wait()
-    return ours, bare, with_file, health
+    return ours, bare, with_file, health, python_pass
 
 
 LOG_RATE = """
@@ -176,7 +193,7 @@ def main() -> None:
         starts, stops, stock = lifecycle(runs, tmp / "life")
         python_pass = wall([PY, "-c", "pass"], max(runs, 10))
         floor_start = [t * (len(PROCESSES) + 2) for t in python_pass]  # + entrypoint, supervisord
-        ours_pss, bare_pss, file_pss, health = tree_pss(runs, tmp / "mem")
+        ours_pss, bare_pss, file_pss, health, health_floor = tree_pss(runs, tmp / "mem")
         (tmp / "prom").mkdir()
         metrics_env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp / "prom")
         ours_rate = in_subprocess(LOG_RATE, "ours", runs)
@@ -194,7 +211,7 @@ def main() -> None:
          lambda o, f: o <= 80),
         ("  the same with a config file (PyYAML)", file_pss, bare_pss, "<= 80 MB",
          lambda o, f: o <= 80),
-        ("app-health (s) / python -c pass", health, python_pass, "<= 2x floor",
+        ("app-health (s) / python -c pass, in turns", health, health_floor, "<= 2x floor",
          lambda o, f: o <= 2 * f),
         ("JSON records/s / stdlib Formatter", ours_rate, std_rate, ">= 0.5x",
          lambda o, f: o >= 0.5 * f),

@@ -2,8 +2,9 @@
 
 The exporter writes it once it listens; ``app-health`` reads it, so it needs
 neither the settings nor the YAML parser (it runs every 30 s: every import
-counts). One line, host and port separated by a space: the address to
-connect to, a wildcard bind address already turned into loopback. Standard library ``os``
+counts). One line, host and port separated by a space: the numeric address
+to connect to (the one the exporter's socket is bound to, a wildcard already
+turned into loopback), so that connecting needs no name lookup. Standard library ``os``
 only.
 """
 

@@ -67,24 +67,38 @@ def supervisorctl_settings(conf: Path, runtime_dir: Path) -> dict[str, str]:
     return {key: section.get(key, "") % expansions for key in ("serverurl", "username", "password")}
 
 
-def process_infos(
-    runtime_dir: Path, timeout: float, conf: Path = SUPERVISORD_CONF
-) -> list[dict[str, Any]]:
-    """supervisord's ``getAllProcessInfo()``: one dict per process (name, group, statename...).
+class SupervisorClient:
+    """Calls supervisord's XML-RPC API on the socket that ``conf``'s [supervisorctl] names.
 
-    Raises one of :data:`RPC_ERRORS` if supervisord cannot be reached in time.
+    ``conf`` is read on the first call that succeeds in reading it, then kept:
+    supervisord.conf does not change while the programs run. Every call gives
+    up after ``timeout`` seconds.
     """
-    infos: list[dict[str, Any]] = call(runtime_dir, timeout, "getAllProcessInfo", conf)
-    return infos
 
+    def __init__(self, runtime_dir: Path, timeout: float, conf: Path = SUPERVISORD_CONF) -> None:
+        self.runtime_dir = runtime_dir
+        self.timeout = timeout
+        self.conf = conf
+        self._server: tuple[str, str] | None = None  # (socket path, "user:password@")
 
-def call(runtime_dir: Path, timeout: float, method: str, conf: Path = SUPERVISORD_CONF) -> Any:
-    """Call ``supervisor.<method>()``; raises one of :data:`RPC_ERRORS` on failure."""
-    ctl = supervisorctl_settings(conf, runtime_dir)
-    url = ctl["serverurl"]
-    if not url.startswith("unix://"):
-        raise ValueError(f"serverurl {url!r} is not a unix socket")
-    auth = f"{ctl['username']}:{ctl['password']}@" if ctl["username"] else ""
-    transport = _UnixTransport(url[len("unix://") :], timeout)
-    with xmlrpc.client.ServerProxy(f"http://{auth}localhost/RPC2", transport=transport) as proxy:
-        return getattr(proxy.supervisor, method)()
+    def call(self, method: str) -> Any:
+        """Call ``supervisor.<method>()``; raises one of :data:`RPC_ERRORS` on failure."""
+        if self._server is None:
+            ctl = supervisorctl_settings(self.conf, self.runtime_dir)
+            url = ctl["serverurl"]
+            if not url.startswith("unix://"):
+                raise ValueError(f"serverurl {url!r} is not a unix socket")
+            auth = f"{ctl['username']}:{ctl['password']}@" if ctl["username"] else ""
+            self._server = url[len("unix://") :], auth
+        path, auth = self._server
+        url = f"http://{auth}localhost/RPC2"  # the host is unused: the transport has the path
+        with xmlrpc.client.ServerProxy(url, transport=_UnixTransport(path, self.timeout)) as proxy:
+            return getattr(proxy.supervisor, method)()
+
+    def process_infos(self) -> list[dict[str, Any]]:
+        """``getAllProcessInfo()``: one dict per process (name, group, statename, start...).
+
+        Raises one of :data:`RPC_ERRORS` if supervisord cannot be reached in time.
+        """
+        infos: list[dict[str, Any]] = self.call("getAllProcessInfo")
+        return infos

@@ -16,6 +16,7 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 
 from common.config import Settings, load_settings
+from common.supervisor_rpc import SupervisorClient
 from services.metrics_exporter.exporter import SupervisorCollector, make_app
 from tests.conftest import ROOT, WORKERS
 
@@ -132,7 +133,7 @@ def test_hung_supervisord_cannot_hang_the_scrape(tmp_path: Path) -> None:
     server.bind(str(tmp_path / "supervisor.sock"))
     server.listen()
     try:
-        collector = SupervisorCollector(tmp_path)
+        collector = SupervisorCollector(SupervisorClient(tmp_path, 1.0))
         started = time.monotonic()
         families = list(collector.collect())
         elapsed = time.monotonic() - started

@@ -1,4 +1,4 @@
-"""app-health's pieces: finding the exporter, reading supervisorctl's settings, the request."""
+"""app-health's pieces: finding the exporter, the request, what it says when it cannot."""
 
 from __future__ import annotations
 
@@ -10,24 +10,8 @@ from pathlib import Path
 import pytest
 
 from common import exporter_address
-from common.supervisor_rpc import supervisorctl_settings
 from healthcheck.__main__ import check, get
-from tests.conftest import ROOT, free_port
-
-
-def test_reads_serverurl_like_supervisorctl(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The socket URL comes from supervisord.conf, expanded with APP_RUNTIME_DIR."""
-    monkeypatch.setenv("APP_RUNTIME_DIR", "/srv/rt")
-    ctl = supervisorctl_settings(ROOT / "supervisord.conf", Path("/unused"))
-    assert ctl["serverurl"] == "unix:///srv/rt/supervisor.sock"
-    assert ctl["username"]
-
-
-def test_runtime_dir_defaults_to_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without APP_RUNTIME_DIR in the environment the settings' runtime dir is used."""
-    monkeypatch.delenv("APP_RUNTIME_DIR", raising=False)
-    ctl = supervisorctl_settings(ROOT / "supervisord.conf", Path("/x/.run"))
-    assert ctl["serverurl"] == "unix:///x/.run/supervisor.sock"
+from tests.conftest import free_port
 
 
 def test_wildcard_bind_address_is_written_as_loopback(tmp_path: Path) -> None:

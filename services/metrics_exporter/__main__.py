@@ -34,10 +34,9 @@ def _main(settings: Settings) -> None:
         if exc.errno == errno.EADDRINUSE:
             raise ListenError(f"metrics_port {where} is already in use") from None
         raise ListenError(f"cannot listen on {where} (metrics_host, metrics_port): {exc}") from None
+    host, port = server.socket.getsockname()[:2]  # numeric: app-health needs no DNS
     try:
-        exporter_address.write(
-            settings.runtime_dir, settings.metrics_host, server.server_address[1]
-        )
+        exporter_address.write(settings.runtime_dir, host, port)
     except OSError as exc:  # /metrics still works; app-health will say it has no address
         log.warning("cannot write the address for app-health: %s", exc)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})

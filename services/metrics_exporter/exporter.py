@@ -30,7 +30,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, InfoMetricFamily, 
 
 from common import multiproc
 from common.config import Settings
-from common.supervisor_rpc import RPC_ERRORS, process_infos
+from common.supervisor_rpc import RPC_ERRORS, SupervisorClient
 from services.metrics_exporter.readiness import readiness, worker_samples
 
 log = logging.getLogger("exporter")
@@ -80,14 +80,14 @@ class SupervisorCollector:
 
     TIMEOUT_SECONDS = 1.0
 
-    def __init__(self, runtime_dir: Path) -> None:
-        self.runtime_dir = runtime_dir
+    def __init__(self, supervisor: SupervisorClient) -> None:
+        self.supervisor = supervisor
 
     def collect(self) -> Iterator[Metric]:
         """Ask supervisord; a timeout or error yields ``app_supervisor_up 0`` only."""
         up = GaugeMetricFamily("app_supervisor_up", "1 if supervisord answered this scrape.")
         try:
-            infos = process_infos(self.runtime_dir, self.TIMEOUT_SECONDS)
+            infos = self.supervisor.process_infos()
         except RPC_ERRORS as exc:
             log.warning("supervisord did not answer: %s", exc, extra={"event": "supervisor_down"})
             up.add_metric([], 0)
@@ -116,10 +116,10 @@ class SupervisorCollector:
         yield from (up, running, state, started)
 
 
-def process_states(runtime_dir: Path) -> dict[str, str] | str:
-    """``{"group:name": state name}`` from supervisord (1 s at most), or why it did not answer."""
+def process_states(supervisor: SupervisorClient) -> dict[str, str] | str:
+    """``{"group:name": state name}`` from supervisord, or why it did not answer."""
     try:
-        infos = process_infos(runtime_dir, SupervisorCollector.TIMEOUT_SECONDS)
+        infos = supervisor.process_infos()
     except RPC_ERRORS as exc:
         return f"supervisord unreachable: {exc}"
     return {f"{info['group']}:{info['name']}": str(info["statename"]) for info in infos}
@@ -141,7 +141,8 @@ def make_app(
     registry = CollectorRegistry()
     registry.register(collector)
     registry.register(BuildInfoCollector(settings))
-    registry.register(SupervisorCollector(settings.runtime_dir))
+    supervisor = SupervisorClient(settings.runtime_dir, SupervisorCollector.TIMEOUT_SECONDS)
+    registry.register(SupervisorCollector(supervisor))
     metrics_app = make_wsgi_app(registry)
 
     def ready_report() -> tuple[str, dict[str, Any]]:
@@ -155,7 +156,7 @@ def make_app(
             up,
             settings.health_max_age_seconds,
             now=time.time(),
-            processes=process_states(settings.runtime_dir),
+            processes=process_states(supervisor),
         )
         return ("200 OK" if ready else "503 Service Unavailable"), report
 
