@@ -16,7 +16,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
-from common import logs
+from common import heap, logs
 from common.config import Settings
 from common.metrics import WorkerMetrics
 
@@ -59,6 +59,7 @@ def _started(program: str, settings: Settings) -> WorkerMetrics:
     metrics = WorkerMetrics(program, settings.metrics_enabled)
     metrics.started()
     log.info("%s started", program, extra={"event": logs.STARTUP_SUCCESS})
+    heap.trim()  # start-up's garbage: every import is done
     return metrics
 
 

@@ -12,12 +12,17 @@ about 2.4 ms of supervisord CPU per second.
 supervisord loads this through its documented ``[rpcinterface:x]`` extension
 point, which calls the factory with the supervisord instance before the main
 loop starts. The factory caps the poller's timeout; the interface it returns
-adds one read-only XML-RPC method, ``fastloop.getPollInterval``.
+adds one read-only XML-RPC method, ``fastloop.getPollInterval``. At that point
+supervisord has imported everything and parsed its config, so the factory also
+gives the C heap's free memory back to the kernel (:func:`common.heap.trim`):
+about 2 MB less resident memory for supervisord (``bench/memory.py``).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from common import heap
 
 
 class FastLoopInterface:
@@ -43,4 +48,5 @@ def make_interface(supervisord: Any, **config: str) -> FastLoopInterface:
         return poll(min(timeout, interval))
 
     poller.poll = capped_poll
+    heap.trim()
     return FastLoopInterface(interval)

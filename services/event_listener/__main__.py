@@ -12,7 +12,7 @@ import logging
 import signal
 import sys
 
-from common import logs
+from common import heap, logs
 from common.config import Settings
 from common.metrics import check_multiproc_dir
 from common.program import program_name, run_program
@@ -42,6 +42,7 @@ def _main(settings: Settings) -> None:
     stdout = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
     handler = Handler(settings, check_multiproc_dir() if settings.metrics_enabled else None)
     log.info("%s started", PROGRAM, extra={"event": logs.STARTUP_SUCCESS})
+    heap.trim()  # start-up's garbage: every import is done
     with contextlib.suppress(StopRequested):
         serve(stdin, stdout, handler)
     log.info("%s stopped", PROGRAM, extra={"event": logs.SHUTDOWN_COMPLETE})

@@ -7,7 +7,7 @@ import logging
 import sys
 import threading
 
-from common import exporter_address, logs
+from common import exporter_address, heap, logs
 from common.config import Settings
 from common.errors import FatalError
 from common.lifecycle import StopSignal
@@ -47,6 +47,7 @@ def _main(settings: Settings) -> None:
         settings.metrics_port,
         extra={"event": logs.STARTUP_SUCCESS},
     )
+    heap.trim()  # start-up's garbage: every import is done
     while stop.requested is None:
         stop.sleep(3600)
     log.info("%s shutting down", PROGRAM, extra={"event": logs.SHUTTING_DOWN})
