@@ -33,9 +33,14 @@ for program in sync_worker async_worker; do
 done
 echo "/metrics has both workers"
 
-status=$(docker exec "$name" supervisorctl -c supervisord.conf status)
-programs=$(wc -l <<<"$status")
-[ "$(grep -c ' RUNNING ' <<<"$status")" -eq "$programs" ] || fail "supervisorctl status: $status"
+# Healthy already while a process is STARTING (supervisord says RUNNING after
+# startsecs, 2 s): wait for RUNNING, within the same deadline.
+until status=$(docker exec "$name" supervisorctl -c supervisord.conf status) \
+    && programs=$(wc -l <<<"$status") \
+    && [ "$(grep -c ' RUNNING ' <<<"$status")" -eq "$programs" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "supervisorctl status: $status"
+    sleep 1
+done
 echo "supervisorctl: all $programs programs RUNNING"
 
 started=$(date +%s%N)
