@@ -105,8 +105,15 @@ _FIELDS: dict[str, tuple[Callable[[object], Any], object]] = {
     "fail_fast": (conv.boolean, True),
 }
 KEYS = tuple(_FIELDS)
-# Variables the entrypoint sets for supervisord.conf; not settings, not typos.
-_INTERNAL_ENV = {CONFIG_PATH_ENV, "APP_SUPERVISORD_USER", "APP_SUPERVISORD_FAIL_FAST"}
+# The identity (service, env, instance) app-entrypoint resolved, as JSON, for PID 1's last line.
+SUPERVISORD_IDENTITY_ENV = "APP_SUPERVISORD_IDENTITY"
+# Variables the entrypoint sets for supervisord.conf and PID 1; not settings, not typos.
+_INTERNAL_ENV = {
+    CONFIG_PATH_ENV,
+    "APP_SUPERVISORD_USER",
+    "APP_SUPERVISORD_FAIL_FAST",
+    SUPERVISORD_IDENTITY_ENV,
+}
 
 
 def default_health_max_age(loop_sleep_seconds: float) -> float:

@@ -10,6 +10,7 @@ only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 FILE_NAME = "exporter-address"
@@ -32,5 +33,14 @@ def read(runtime_dir: str | os.PathLike[str]) -> tuple[str, int]:
     and :class:`ValueError` if it does not hold ``"<host> <port>"``.
     """
     with open(os.path.join(runtime_dir, FILE_NAME), encoding="utf-8") as src:
-        host, port = src.read().split()
-    return host, int(port)
+        host, port_text = src.read().split()
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} out of range")
+    return host, port
+
+
+def remove(runtime_dir: str | os.PathLike[str]) -> None:
+    """Remove the file (the exporter stopped, or a past run's): app-health says so."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(runtime_dir, FILE_NAME))

@@ -17,18 +17,21 @@ from __future__ import annotations
 
 import configparser
 import fcntl
+import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import stat
 import sys
 from pathlib import Path
 
 from common import exporter_address
-from common.config import ConfigError, Problem, Settings, suggest
+from common.config import SUPERVISORD_IDENTITY_ENV, ConfigError, Problem, Settings, suggest
 from common.errors import FatalError
 from common.program import run_program
+from entrypoint import STOP_SIGNALS
 
 SUPERVISORD_CONF = Path("supervisord.conf")
 log = logging.getLogger("entrypoint")
@@ -52,7 +55,7 @@ def prepare_runtime_dir(settings: Settings) -> None:
     settings.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if settings.runtime_dir.stat().st_uid == os.getuid():
         settings.runtime_dir.chmod(0o700)  # also when it existed (a tmpfs mount point)
-    (settings.runtime_dir / exporter_address.FILE_NAME).unlink(missing_ok=True)  # a past run's
+    exporter_address.remove(settings.runtime_dir)  # a past run's
     shutil.rmtree(settings.multiproc_dir, ignore_errors=True)
     settings.multiproc_dir.mkdir(mode=0o700)
 
@@ -60,6 +63,11 @@ def prepare_runtime_dir(settings: Settings) -> None:
 def supervisord_environ(settings: Settings) -> dict[str, str]:
     """The environment supervisord and its programs run with."""
     bindir = os.path.dirname(sys.executable)
+    identity = {
+        "service": settings.service_name,
+        "env": settings.env,
+        "instance": settings.instance,
+    }
     environ = dict(os.environ)
     environ.update(
         APP_RUNTIME_DIR=str(settings.runtime_dir),
@@ -67,6 +75,7 @@ def supervisord_environ(settings: Settings) -> dict[str, str]:
         # supervisord logs CRIT "running as root" unless user= is set: name ourselves.
         APP_SUPERVISORD_USER=str(os.getuid()),
         APP_SUPERVISORD_FAIL_FAST=str(settings.fail_fast).lower(),
+        **{SUPERVISORD_IDENTITY_ENV: json.dumps(identity)},
         PATH=bindir + os.pathsep + environ.get("PATH", os.defpath),
     )
     return environ
@@ -125,7 +134,13 @@ def _main(settings: Settings) -> None:
 
 
 def main() -> None:
-    """Console-script entry point: 78 (bad config), 1, or (after exec) supervisord's code."""
+    """Console-script entry point: 78 (bad config), 1, or (after exec) supervisord's code.
+
+    The stop signals stay blocked from here through the exec, until supervisord
+    handles them (see :mod:`entrypoint.supervisord`): a ``docker stop`` during
+    start-up is kept, not dropped.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     sys.exit(run_program("entrypoint", _main, warn_unknown_env=True, capture_streams=False))
 
 

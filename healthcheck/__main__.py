@@ -22,6 +22,7 @@ from __future__ import annotations
 import _socket  # the C module behind socket: importing socket costs 10 ms (its enums)
 import os
 import sys
+import time
 
 from common import exporter_address
 
@@ -48,24 +49,31 @@ def runtime_dir() -> str:
 def get(host: str, port: int, path: str) -> tuple[int, bytes]:
     """``(status, body)`` of ``GET path`` (HTTP/1.0) to a numeric IPv4 or IPv6 ``host``.
 
-    Raises :class:`OSError` (no connection, timeout) or :class:`ValueError`
-    (not an HTTP response, or over :data:`MAX_RESPONSE_BYTES`).
+    The whole exchange gets :data:`TIMEOUT_SECONDS`. Raises :class:`OSError`
+    (no connection, timeout) or :class:`ValueError` (not an HTTP response, or
+    over :data:`MAX_RESPONSE_BYTES`).
     """
-    request = f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode()
-    chunks = []
-    family = _socket.AF_INET6 if ":" in host else _socket.AF_INET
-    sock = _socket.socket(family, _socket.SOCK_STREAM)
+    ipv6 = ":" in host
+    authority = f"[{host}]:{port}" if ipv6 else f"{host}:{port}"
+    request = f"GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n".encode()
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    response = bytearray()
+    sock = _socket.socket(_socket.AF_INET6 if ipv6 else _socket.AF_INET, _socket.SOCK_STREAM)
     try:
         sock.settimeout(TIMEOUT_SECONDS)
         sock.connect((host, port))
         sock.sendall(request)
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-            if sum(map(len, chunks)) > MAX_RESPONSE_BYTES:
+        while True:
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            response += chunk
+            if len(response) > MAX_RESPONSE_BYTES:
                 raise ValueError(f"response over {MAX_RESPONSE_BYTES} bytes")
     finally:
         sock.close()
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    head, _, body = bytes(response).partition(b"\r\n\r\n")
     status_line = head.split(b"\r\n", 1)[0].split()  # HTTP/1.0 200 OK
     if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/"):
         raise ValueError(f"not an HTTP response: {head[:80]!r}")
@@ -84,8 +92,10 @@ def check() -> tuple[bool, bytes]:
         return _unhealthy(f"the exporter has not started (no address in {where}): {exc}")
     try:
         status, body = get(host, port, "/readyz")
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         return _unhealthy(f"exporter unreachable at {host}:{port}: {exc}")
+    except ValueError as exc:
+        return _unhealthy(f"no health report from {host}:{port}: {exc}")
     if status in (200, 503) and body.startswith(b"{") and b"\n" not in body:
         return status == 200, body + b"\n"
     return _unhealthy(f"/readyz on {host}:{port} answered {status}: {body[:200]!r}")

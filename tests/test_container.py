@@ -98,3 +98,37 @@ def test_pid_1_reaps_orphaned_grandchildren(pid1: tuple[Stack, int]) -> None:
     while Path(f"/proc/{orphan}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not Path(f"/proc/{orphan}").exists(), f"pid {orphan} is {comm(orphan)!r}, not reaped"
+
+
+def blocked_signals(pid: int) -> int:
+    """The blocked-signal mask of ``pid`` (SigBlk in /proc/<pid>/status; 0 once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return int(
+        next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk")), 16
+    )
+
+
+def test_sigterm_while_pid_1_starts_is_not_lost(tmp_path: Path) -> None:
+    """SIGTERM while the entrypoint validates: kept through the exec, stops before any spawn.
+
+    Without a handler the kernel would drop it: PID 1 ignores default-action signals.
+    """
+    stack = Stack(tmp_path, {"loop_sleep_seconds": "30"}, prefix=unshare_prefix())
+    try:
+        deadline = time.monotonic() + 5
+        while not children_by_parent().get(stack.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        [init] = children_by_parent()[stack.proc.pid]  # unshare's one child
+        sigterm_bit = 1 << (signal.SIGTERM - 1)
+        while not blocked_signals(init) & sigterm_bit and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert blocked_signals(init) & sigterm_bit, "the entrypoint never blocked SIGTERM"
+        os.kill(init, signal.SIGTERM)
+        assert stack.proc.wait(5) == 0
+    finally:
+        stack.kill()
+    assert stack.leftovers() == []
+    assert not [r for r in stack.records() if r.get("event") == "startup_success"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from common import exporter_address
-from healthcheck.__main__ import check, get
+from healthcheck.__main__ import TIMEOUT_SECONDS, check, get
 from tests.conftest import free_port
 
 
@@ -88,3 +89,53 @@ def test_invalid_settings_without_app_runtime_dir_are_unhealthy(
     healthy, line = check()
     assert healthy is False
     assert json.loads(line)["problems"][0].startswith("invalid configuration: ")
+
+
+def test_a_slow_drip_cannot_hold_the_check_past_its_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that sends a byte now and then: the check gives up after TIMEOUT_SECONDS overall."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def drip() -> None:
+        with server, server.accept()[0] as conn:
+            for _ in range(8):
+                conn.sendall(b"H")
+                time.sleep(0.5)
+
+    threading.Thread(target=drip, daemon=True).start()
+    exporter_address.write(tmp_path, "127.0.0.1", server.getsockname()[1])
+    monkeypatch.setenv("APP_RUNTIME_DIR", str(tmp_path))
+    started = time.monotonic()
+    healthy, line = check()
+    assert healthy is False
+    assert time.monotonic() - started < TIMEOUT_SECONDS + 0.5
+    assert "timed out" in json.loads(line)["problems"][0]
+
+
+def test_ipv6_request_brackets_the_host() -> None:
+    """To ::1 the Host header is [::1]:port (RFC 3986 authority)."""
+    server = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    port = server.getsockname()[1]
+    requests: list[bytes] = []
+
+    def answer() -> None:
+        with server, server.accept()[0] as conn:
+            requests.append(conn.recv(65536))
+            conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n{}")
+
+    threading.Thread(target=answer, daemon=True).start()
+    assert get("::1", port, "/readyz") == (200, b"{}")
+    assert requests == [f"GET /readyz HTTP/1.0\r\nHost: [::1]:{port}\r\n\r\n".encode()]
+
+
+@pytest.mark.parametrize("content", ["127.0.0.1 70000\n", "127.0.0.1\n", "garbage here now\n"])
+def test_a_damaged_address_file_is_unhealthy_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str
+) -> None:
+    """An address file that does not hold host and port: one JSON line saying so."""
+    (tmp_path / exporter_address.FILE_NAME).write_text(content)
+    monkeypatch.setenv("APP_RUNTIME_DIR", str(tmp_path))
+    healthy, line = check()
+    assert healthy is False
+    assert json.loads(line)["problems"][0].startswith("the exporter has not started")

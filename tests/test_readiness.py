@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from services.metrics_exporter.readiness import readiness
 
-RUNNING = {"app:a": "RUNNING", "event_listener:event_listener": "RUNNING"}
+
+def info(group: str, name: str, state: str, stop: float = 0) -> dict[str, Any]:
+    """One process as supervisord's getAllProcessInfo reports it (the fields readiness reads)."""
+    return {"group": group, "name": name, "statename": state, "stop": stop}
+
+
+RUNNING = [info("app", "a", "RUNNING"), info("event_listener", "event_listener", "RUNNING")]
 
 
 def test_all_fresh_is_ready() -> None:
@@ -44,18 +52,25 @@ def test_age_equal_to_max_is_still_fresh() -> None:
 
 def test_a_process_not_running_is_not_ready() -> None:
     """Fresh workers, but supervisord has a process in BACKOFF: not ready, and it is named."""
-    processes = RUNNING | {"app:b": "BACKOFF"}
+    processes = [*RUNNING, info("app", "b", "BACKOFF", stop=90.0)]
     ready, report = readiness(["a"], {"a": 99.0}, {"a": 1}, 10.0, now=100.0, processes=processes)
     assert ready is False
     assert report["problems"] == ["app:b is BACKOFF"]
-    assert report["processes"] == processes
+    assert report["processes"] == {
+        "app:a": "RUNNING",
+        "event_listener:event_listener": "RUNNING",
+        "app:b": "BACKOFF",
+    }
 
 
-def test_a_starting_process_is_not_a_problem() -> None:
-    """STARTING (alive, younger than startsecs) counts as up: no 2 s wait at every start."""
-    processes = RUNNING | {"app:b": "STARTING"}
-    ready, _ = readiness(["a"], {"a": 99.0}, {"a": 1}, 10.0, now=100.0, processes=processes)
-    assert ready is True
+def test_a_first_start_is_up_a_restart_is_not() -> None:
+    """STARTING for the first time counts as up (no 2 s wait); STARTING after an exit does not."""
+    first = [*RUNNING, info("app", "b", "STARTING")]
+    again = [*RUNNING, info("app", "b", "STARTING", stop=95.0)]
+    assert readiness(["a"], {"a": 99.0}, {"a": 1}, 10.0, now=100.0, processes=first)[0] is True
+    ready, report = readiness(["a"], {"a": 99.0}, {"a": 1}, 10.0, now=100.0, processes=again)
+    assert ready is False
+    assert report["problems"] == ["app:b is STARTING again after it ended"]
 
 
 def test_supervisord_unreachable_is_not_ready() -> None:
@@ -72,6 +87,6 @@ def test_freshness_unchecked_still_checks_processes() -> None:
     ready, report = readiness(["a"], None, {}, 10.0, now=100.0, processes=RUNNING)
     assert ready is True
     assert report["programs"] == {}
-    assert readiness(["a"], None, {}, 10.0, now=100.0, processes={})[1]["problems"] == [
+    assert readiness(["a"], None, {}, 10.0, now=100.0, processes=[])[1]["problems"] == [
         "supervisord runs no process"
     ]

@@ -16,7 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from common.procfs import children_by_parent
 from tests.conftest import (
+    BIN,
     PROCESSES,
+    ROOT,
     WORKERS,
     Stack,
     base_env,
@@ -200,7 +202,7 @@ def test_stop_signal_stops_everything_fast(
 def test_killed_worker_restarts_and_counter_never_decreases(
     start_stack: Callable[..., Stack], program: str
 ) -> None:
-    """Kill -9 of a worker: supervisord restarts it; app_iterations_total never goes down."""
+    """Kill -9 of a worker: restarted, not ready while STARTING again, counter never goes down."""
     stack = start_stack(loop_sleep_seconds="0.1")
     stack.wait_ready()
     seen: list[float] = []
@@ -219,6 +221,12 @@ def test_killed_worker_restarts_and_counter_never_decreases(
 
     stack.wait_until(restarted, 10, f"{program} restarted")
     at_restart = seen[-1]
+    # Until supervisord calls the restarted worker RUNNING (startsecs), it is not ready.
+    status, body = http_get(stack.url("/readyz"))
+    assert (status, json.loads(body)["problems"]) == (
+        503,
+        [f"app:{program} is STARTING again after it ended"],
+    )
     stack.wait_until(lambda: count() > at_restart + 3, 10, "new iterations")
     assert seen == sorted(seen), seen
     samples = scrape(stack)
@@ -324,8 +332,12 @@ def test_bad_config_at_run_time_ends_fatal_after_bounded_spawns(
 def test_fail_fast_stops_the_container_with_exit_code_1(
     start_stack: Callable[..., Stack],
 ) -> None:
-    """fail_fast (default): a FATAL program stops everything and the entrypoint exits 1."""
-    stack = start_stack(loop_sleep_seconds="0.2")
+    """fail_fast (default): a FATAL program stops everything and the entrypoint exits 1.
+
+    The last line keeps the identity resolved at start, although the config file
+    that made the program FATAL no longer loads.
+    """
+    stack = start_stack(loop_sleep_seconds="0.2", service_name="billing", instance="pod-7")
     stack.wait_ready()
     make_sync_worker_fatal(stack)
     assert stack.proc.wait(40) == 1
@@ -333,6 +345,12 @@ def test_fail_fast_stops_the_container_with_exit_code_1(
     records = stack.records()
     [fail] = [r for r in records if r.get("event") == "fail_fast"]
     assert fail["fatal_program"] == "sync_worker"
+    assert (fail["service"], fail["instance"], fail["program"]) == (
+        "billing",
+        "pod-7",
+        "entrypoint",
+    )
+    assert records[-1] == fail
     assert stack.leftovers() == []
     for program in ("async_worker", "metrics_exporter"):
         assert any(
@@ -368,6 +386,25 @@ def test_stop_during_a_restart_loop_exits_0(start_stack: Callable[..., Stack]) -
     stack.stop(signal.SIGTERM)
     assert stack.proc.returncode == 0
     assert stack.leftovers() == []
+
+
+def test_supervisord_refusing_its_config_exits_78_with_a_json_line(tmp_path: Path) -> None:
+    """A supervisord.conf that supervisord rejects (a plugin's bad value): 78 and config_invalid."""
+    workdir = tmp_path / "app"
+    workdir.mkdir()
+    conf = (ROOT / "supervisord.conf").read_text()
+    broken = conf.replace("fail_fast = %(ENV_APP_SUPERVISORD_FAIL_FAST)s", "fail_fast = maybe")
+    assert broken != conf
+    (workdir / "supervisord.conf").write_text(broken)
+    env = base_env(tmp_path / "run", free_port())
+    result = subprocess.run(
+        [str(BIN / "app-entrypoint")], cwd=workdir, env=env, capture_output=True, text=True,
+        timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 78
+    record = json.loads(result.stdout.splitlines()[-1])
+    assert (record["event"], record["program"]) == ("config_invalid", "entrypoint")
+    assert "Error: Could not make pid1 rpc interface" in result.stderr  # supervisord's words
 
 
 def test_runtime_dir_that_is_a_file_exits_78(tmp_path: Path) -> None:

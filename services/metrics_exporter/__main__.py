@@ -54,6 +54,7 @@ def _main(settings: Settings) -> None:
     server.shutdown()
     thread.join()
     server.server_close()
+    exporter_address.remove(settings.runtime_dir)
     log.info("%s stopped", PROGRAM, extra={"event": logs.SHUTDOWN_COMPLETE})
 
 

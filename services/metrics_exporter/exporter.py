@@ -116,13 +116,12 @@ class SupervisorCollector:
         yield from (up, running, state, started)
 
 
-def process_states(supervisor: SupervisorClient) -> dict[str, str] | str:
-    """``{"group:name": state name}`` from supervisord, or why it did not answer."""
+def process_infos(supervisor: SupervisorClient) -> list[dict[str, Any]] | str:
+    """supervisord's ``getAllProcessInfo()``, or why it did not answer."""
     try:
-        infos = supervisor.process_infos()
+        return supervisor.process_infos()
     except RPC_ERRORS as exc:
         return f"supervisord unreachable: {exc}"
-    return {f"{info['group']}:{info['name']}": str(info["statename"]) for info in infos}
 
 
 def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
@@ -156,7 +155,7 @@ def make_app(
             up,
             settings.health_max_age_seconds,
             now=time.time(),
-            processes=process_states(supervisor),
+            processes=process_infos(supervisor),
         )
         return ("200 OK" if ready else "503 Service Unavailable"), report
 

@@ -4,11 +4,13 @@ A worker is *fresh* when ``now - app_last_iteration_timestamp_seconds`` is at
 most ``health_max_age_seconds``; *stale* when older; *stopped* when its
 ``app_up`` is 0 (it stopped cleanly or crashed: no need to wait until it is
 stale); *missing* when it has never finished an iteration. Every process
-supervisord runs (programs and the event listener) must be RUNNING or
-STARTING: supervisord calls a process RUNNING only once it has lived
-``startsecs`` (2 s), and requiring that would hold every start back by 2 s; a
-process that keeps dying shows BACKOFF between tries and is FATAL after 4. This
-one judgement serves ``/readyz`` and, through it, ``app-health``.
+supervisord runs (programs and the event listener) must be RUNNING, or STARTING
+for the first time: supervisord calls a process RUNNING only once it has lived
+``startsecs`` (2 s), and requiring that would hold every start of the
+container back by 2 s. A process STARTING again after it ended (``stop`` > 0 in
+supervisord's process info) is restarting: a crash loop, even one slower than
+``startsecs``, is never ready. This one judgement serves ``/readyz`` and,
+through it, ``app-health``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Any
 
 LAST_ITERATION = "app_last_iteration_timestamp_seconds"
 UP = "app_up"
-UP_STATES = ("RUNNING", "STARTING")  # supervisord state names
 
 
 def worker_samples(metric_families: Iterable[Any]) -> tuple[dict[str, float], dict[str, float]]:
@@ -44,13 +45,14 @@ def readiness(
     max_age_seconds: float,
     *,
     now: float,
-    processes: dict[str, str] | str,
+    processes: list[dict[str, Any]] | str,
 ) -> tuple[bool, dict[str, Any]]:
     """Judge each worker and each process; return ``(ready, report)`` with a JSON-ready ``report``.
 
     ``last`` is None when freshness is not checked (``metrics_enabled`` false).
-    ``processes`` is ``{"group:name": supervisord state name}``, or why
-    supervisord could not be asked. ``report["programs"][name]`` is
+    ``processes`` is supervisord's ``getAllProcessInfo()`` (dicts with ``group``,
+    ``name``, ``statename``, ``stop``), or why supervisord could not be asked;
+    ``report["processes"]`` is ``{"group:name": state name}``. ``report["programs"][name]`` is
     ``{"status": "fresh"|"stale"|"stopped"|"missing", "age_seconds": float | None}``;
     ``report["not_ready"]`` lists the non-fresh workers; ``report["problems"]``
     says in words what is wrong (empty when ready).
@@ -72,10 +74,10 @@ def readiness(
     problems = [f"{name} is {programs[name]['status']}" for name in not_ready]
     if isinstance(processes, str):
         problems.append(processes)
+        states: dict[str, str] | str = processes
     else:
-        problems += [
-            f"{name} is {state}" for name, state in processes.items() if state not in UP_STATES
-        ]
+        states = {f"{p['group']}:{p['name']}": str(p["statename"]) for p in processes}
+        problems += [_process_problem(p) for p in processes if not _process_up(p)]
         if not processes:
             problems.append("supervisord runs no process")
     report = {
@@ -84,6 +86,15 @@ def readiness(
         "max_age_seconds": max_age_seconds if last is not None else None,
         "not_ready": not_ready,
         "programs": programs,
-        "processes": processes,
+        "processes": states,
     }
     return not problems, report
+
+
+def _process_up(info: dict[str, Any]) -> bool:
+    return info["statename"] == "RUNNING" or (info["statename"] == "STARTING" and not info["stop"])
+
+
+def _process_problem(info: dict[str, Any]) -> str:
+    again = " again after it ended" if info["statename"] == "STARTING" else ""
+    return f"{info['group']}:{info['name']} is {info['statename']}{again}"

@@ -1,0 +1,88 @@
+"""A supervisord plugin for PID 1: shut down when supervisord alone would not.
+
+supervisord stops everything on SIGTERM, SIGINT or SIGQUIT (supervisor docs,
+"Signals"). Two cases it misses, both handled here by setting its mood to
+SHUTDOWN, as ``supervisorctl shutdown`` does
+(``supervisor.rpcinterface.SupervisorNamespaceRPCInterface.shutdown``):
+
+- **fail-fast**: supervisord never stops on its own when a process goes FATAL
+  (it gave up restarting it), and it always exits 0. With ``fail_fast`` on, the
+  first FATAL process while supervisord is RUNNING shuts it down; its name is
+  kept in :data:`fatal`, which :mod:`entrypoint.supervisord` turns into exit
+  code 1, so the container stops and its restart policy takes over. A FATAL
+  process while supervisord already stops (``docker stop`` during a restart
+  loop) is no failure.
+- **a stop signal during start-up**: supervisord installs its signal handlers
+  only after loading its config and plugins. Until then :func:`remember_stop`
+  handles the stop signals (:mod:`entrypoint.supervisord` installs it); one
+  that came before this plugin was loaded makes supervisord stop before it
+  spawns anything.
+
+supervisord loads this through its documented ``[rpcinterface:x]`` extension
+point, which calls the factory with the supervisord instance each time the
+main loop starts, after supervisord cleared its event subscriptions. The
+factory subscribes to ``ProcessStateFatalEvent`` in-process
+(``supervisor.events``), so unlike an event listener it cannot miss the event
+when a listener's buffer overflows. The interface adds one read-only XML-RPC
+method, ``pid1.getFatalProcess``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from supervisor import events
+from supervisor.datatypes import boolean
+from supervisor.states import SupervisorStates
+
+fatal: list[str] = []  # "group:name" of the FATAL process that stopped supervisord
+early_stop: list[int] = []  # stop signals received before supervisord's own handlers
+_supervisord: list[Any] = []  # the running supervisord instance, once the factory ran
+
+
+def remember_stop(signum: int, _frame: Any) -> None:
+    """Signal handler until supervisord's: shut it down now, or as soon as it is loaded."""
+    early_stop.append(signum)
+    if _supervisord:
+        _supervisord[-1].options.mood = SupervisorStates.SHUTDOWN
+
+
+class Pid1Interface:
+    """XML-RPC namespace ``pid1``: reports whether fail-fast stopped supervisord."""
+
+    def __init__(self, fail_fast: bool) -> None:
+        self.fail_fast = fail_fast
+
+    def getFatalProcess(self) -> str:  # noqa: N802 - XML-RPC method names are camelCase
+        """Return ``"group:name"`` of the process that triggered fail-fast, else ``""``."""
+        return fatal[0] if fatal else ""
+
+
+def make_interface(supervisord: Any, **config: str) -> Pid1Interface:
+    """Shut ``supervisord`` down on an early stop signal, and on the first FATAL if ``fail_fast``.
+
+    Raises :class:`ValueError` (supervisord then refuses to start) if
+    ``fail_fast`` is missing or not a supervisor boolean.
+    """
+    value = config.get("fail_fast", "")
+    try:
+        fail_fast = bool(boolean(value))
+    except ValueError:
+        raise ValueError(f"fail_fast must be true or false, got {value!r}") from None
+    _supervisord[:] = [supervisord]
+    if early_stop:
+        supervisord.options.mood = SupervisorStates.SHUTDOWN
+
+    def on_fatal(event: Any) -> None:
+        options = supervisord.options
+        if fatal or options.mood < SupervisorStates.RUNNING:
+            return
+        process = event.process
+        group = process.group.config.name if process.group is not None else ""
+        fatal.append(f"{group}:{process.config.name}")
+        options.mood = SupervisorStates.SHUTDOWN  # as supervisorctl shutdown does
+        options.logger.critical(f"{fatal[0]} is FATAL: shutting down (fail_fast)")
+
+    if fail_fast:
+        events.subscribe(events.ProcessStateFatalEvent, on_fatal)
+    return Pid1Interface(fail_fast)
