@@ -38,6 +38,14 @@ def supervisord_programs() -> tuple[str, ...]:
     return tuple(s.partition(":")[2] for s in parser.sections() if s.startswith("program:"))
 
 
+def image_healthcheck() -> list[str]:
+    """The command of the Dockerfile's HEALTHCHECK (its JSON ``CMD [...]`` form)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    [line] = [line for line in text.splitlines() if line.startswith("HEALTHCHECK ")]
+    command: list[str] = json.loads(line.partition(" CMD ")[2])
+    return command
+
+
 def supervisord_listeners() -> tuple[str, ...]:
     """The ``[eventlistener:x]`` names in supervisord.conf (one process each)."""
     parser = configparser.RawConfigParser()
@@ -161,8 +169,8 @@ class Stack:
         return run_command([str(BIN / "supervisorctl"), "-c", "supervisord.conf", *args], self.env)
 
     def health(self) -> subprocess.CompletedProcess[str]:
-        """Run ``app-health`` with the stack's environment."""
-        return run_command([str(BIN / "app-health")], self.env)
+        """Run the image's healthcheck command (app-health's code) with the stack's environment."""
+        return run_command(image_healthcheck(), self.env)
 
     def pid_of(self, program: str) -> int:
         """The pid supervisord reports for ``app:<program>`` (0 if not running)."""

@@ -4,7 +4,7 @@ Implements just what ``tools/smoke-test.sh`` calls: ``run``, ``inspect --format`
 (health, running, exit code), ``exec``, ``stop``, ``logs`` and ``rm``. A "container"
 is ``app-entrypoint`` run from the project root by a small monitor process that
 records its exit code; its state lives in ``$FAKE_DOCKER_STATE/<name>/``.
-Health is ``app-health``'s exit code, as Docker's HEALTHCHECK would judge it.
+Health is the exit code of the Dockerfile's HEALTHCHECK command, as Docker judges it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import image_healthcheck  # noqa: E402 - needs ROOT on sys.path
 
 
 def state(name: str) -> Path:
@@ -88,7 +91,7 @@ def inspect(args: list[str]) -> int:
     elif template == "{{.State.Health.Status}}":
         port = (directory / "port").read_text()
         health = subprocess.run(
-            [str(BIN / "app-health")],
+            image_healthcheck(),
             cwd=ROOT,
             env=container_env(name, port),
             capture_output=True,

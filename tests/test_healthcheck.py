@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -98,12 +99,13 @@ def test_a_slow_drip_cannot_hold_the_check_past_its_timeout(
     server = socket.create_server(("127.0.0.1", 0))
 
     def drip() -> None:
-        with server, server.accept()[0] as conn:
-            for _ in range(8):
+        with server, server.accept()[0] as conn, contextlib.suppress(OSError):
+            for _ in range(8):  # until the check hangs up (a broken pipe)
                 conn.sendall(b"H")
                 time.sleep(0.5)
 
-    threading.Thread(target=drip, daemon=True).start()
+    dripping = threading.Thread(target=drip)
+    dripping.start()
     exporter_address.write(tmp_path, "127.0.0.1", server.getsockname()[1])
     monkeypatch.setenv("APP_RUNTIME_DIR", str(tmp_path))
     started = time.monotonic()
@@ -111,6 +113,7 @@ def test_a_slow_drip_cannot_hold_the_check_past_its_timeout(
     assert healthy is False
     assert time.monotonic() - started < TIMEOUT_SECONDS + 0.5
     assert "timed out" in json.loads(line)["problems"][0]
+    dripping.join()
 
 
 def test_ipv6_request_brackets_the_host() -> None:
