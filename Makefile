@@ -22,12 +22,19 @@ export UV_NO_PROGRESS := 1
 
 .PHONY: run test lint lint-python lint-docker lint-ci check bench ctl install lock clean
 
+# Our own modules' bytecode, as the image has it (compileall): every process
+# would otherwise compile them at each start when PYTHONDONTWRITEBYTECODE is set.
+PACKAGES := common services healthcheck entrypoint
+COMPILE = $(BIN)/python -m compileall -q -j 0 $(PACKAGES)
+
 ## run: every process in the foreground (Ctrl-C stops them all)
 run: $(STAMP)
+	@$(COMPILE) >&2
 	@$(LOAD_ENV) exec $(BIN)/app-entrypoint
 
 ## test: the whole test suite
 test: $(STAMP)
+	@$(COMPILE)
 	$(BIN)/python -m pytest
 
 ## lint: every linter and checker, as CI runs them
@@ -54,6 +61,7 @@ check: lint test
 
 ## bench: every figure of the README's Performance section, side by side with its floor
 bench: $(STAMP)
+	@$(COMPILE)
 	$(BIN)/python bench/suite.py
 
 ## ctl: supervisorctl against the stack `make run` started, e.g. make ctl ARGS="status"
@@ -71,7 +79,7 @@ $(UV):
 $(STAMP): requirements-dev.lock pyproject.toml | $(UV)
 	@echo "installing requirements-dev.lock and this project into $(VENV)/" >&2
 	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	@$(UV) pip sync --quiet --python $(BIN)/python requirements-dev.lock
+	@$(UV) pip sync --quiet --python $(BIN)/python --compile-bytecode requirements-dev.lock
 	@$(UV) pip install --quiet --python $(BIN)/python --no-deps --editable . \
 		--config-settings editable_mode=compat  # a .pth path entry: no import hook at every start
 	@touch $(STAMP)
@@ -87,3 +95,4 @@ lock: | $(UV)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .run .mypy_cache .ruff_cache .pytest_cache
+	find $(PACKAGES) bench tests -name __pycache__ -type d -prune -exec rm -rf {} +
