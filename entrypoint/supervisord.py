@@ -69,6 +69,8 @@ def main(argv: list[str]) -> int:
     try:
         supervisord.main(argv)
     except SystemExit as exc:  # supervisord's usage(): a bad supervisord.conf or argument
+        if not exc.code:
+            return 0
         log_line(
             "ERROR",
             f"supervisord refused to start (exit {exc.code}): see its message above",
