@@ -25,11 +25,14 @@ export UV_NO_PROGRESS := 1
 # Our own modules' bytecode, as the image has it (compileall): every process
 # would otherwise compile them at each start when PYTHONDONTWRITEBYTECODE is set.
 PACKAGES := common services healthcheck entrypoint
-COMPILE = $(BIN)/python -m compileall -q -j 0 $(PACKAGES)
+# checked-hash: a .pyc is used only while its source's hash matches (an edit within
+# the same second as the compile cannot run stale code).
+COMPILE = $(BIN)/python -m compileall -q -j 0 --invalidation-mode checked-hash $(PACKAGES) \
+	|| echo "could not write bytecode (read-only tree?): every start compiles" >&2
 
 ## run: every process in the foreground (Ctrl-C stops them all)
 run: $(STAMP)
-	@$(COMPILE) >&2
+	@($(COMPILE)) >&2
 	@$(LOAD_ENV) exec $(BIN)/app-entrypoint
 
 ## test: the whole test suite
@@ -95,4 +98,5 @@ lock: | $(UV)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .run .mypy_cache .ruff_cache .pytest_cache
-	find $(PACKAGES) bench tests -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -path ./$(VENV) -prune -o -path ./$(TOOLS) -prune -o -name __pycache__ -type d \
+		-prune -exec rm -rf {} +

@@ -16,8 +16,17 @@ import xmlrpc.client
 from pathlib import Path
 from typing import Any
 
+from common.supervisord_conf import read_conf
+
 SUPERVISORD_CONF = Path("supervisord.conf")
-RPC_ERRORS = (OSError, KeyError, ValueError, xmlrpc.client.Error)
+RPC_ERRORS = (OSError, KeyError, ValueError, configparser.Error, xmlrpc.client.Error)
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong, for a log line: an HTTP error without its URL (it holds the password)."""
+    if isinstance(exc, xmlrpc.client.ProtocolError):
+        return f"HTTP {exc.errcode} {exc.errmsg}"
+    return str(exc)
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -55,11 +64,10 @@ def supervisorctl_settings(conf: Path, runtime_dir: Path) -> dict[str, str]:
 
     ``%(ENV_X)s`` is expanded from the environment as supervisorctl does, with
     ``APP_RUNTIME_DIR`` defaulting to ``runtime_dir``; ``%(here)s`` is ``conf``'s dir.
-    Raises :class:`OSError` if ``conf`` cannot be read.
+    Raises :class:`OSError` if ``conf`` cannot be read, :class:`configparser.Error`
+    if it does not parse.
     """
-    parser = configparser.RawConfigParser()
-    if not parser.read(conf):
-        raise OSError(f"cannot read {conf}")
+    parser = read_conf(conf)
     expansions = {"ENV_" + key: value for key, value in os.environ.items()}
     expansions.setdefault("ENV_APP_RUNTIME_DIR", str(runtime_dir))
     expansions["here"] = str(conf.resolve().parent)

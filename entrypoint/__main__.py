@@ -31,6 +31,7 @@ from common import exporter_address
 from common.config import SUPERVISORD_IDENTITY_ENV, ConfigError, Problem, Settings, suggest
 from common.errors import FatalError
 from common.program import run_program
+from common.supervisord_conf import read_conf
 from entrypoint import STOP_SIGNALS
 
 SUPERVISORD_CONF = Path("supervisord.conf")
@@ -82,10 +83,15 @@ def supervisord_environ(settings: Settings) -> dict[str, str]:
 
 
 def check_workers(settings: Settings, conf: Path) -> None:
-    """Raise :class:`ConfigError` if ``conf`` is missing or lacks a program in ``workers``."""
-    parser = configparser.RawConfigParser()
-    if not parser.read(conf):
-        raise ConfigError([Problem(str(conf), f"directory {Path.cwd()}", "file not found")])
+    """Raise :class:`ConfigError` if ``conf`` is missing, does not parse, or lacks a worker."""
+    try:
+        parser = read_conf(conf)
+    except OSError:
+        raise ConfigError(
+            [Problem(str(conf), f"directory {Path.cwd()}", "file not found")]
+        ) from None
+    except configparser.Error as exc:
+        raise ConfigError([Problem(str(conf), str(conf), str(exc))]) from None
     programs = tuple(s.partition(":")[2] for s in parser.sections() if s.startswith("program:"))
     unknown = [name for name in settings.workers if name not in programs]
     if unknown:
@@ -138,7 +144,8 @@ def main() -> None:
 
     The stop signals stay blocked from here through the exec, until supervisord
     handles them (see :mod:`entrypoint.supervisord`): a ``docker stop`` during
-    start-up is kept, not dropped.
+    start-up is kept, not dropped. ``app-entrypoint`` blocks them even earlier
+    (:mod:`entrypoint.launch`); blocking again is harmless.
     """
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     sys.exit(run_program("entrypoint", _main, warn_unknown_env=True, capture_streams=False))

@@ -3,7 +3,8 @@
 supervisord stops everything on SIGTERM, SIGINT or SIGQUIT (supervisor docs,
 "Signals"). Two cases it misses, both handled here by setting its mood to
 SHUTDOWN, as ``supervisorctl shutdown`` does
-(``supervisor.rpcinterface.SupervisorNamespaceRPCInterface.shutdown``):
+(``supervisor.rpcinterface.SupervisorNamespaceRPCInterface.shutdown``), and one
+race it loses:
 
 - **fail-fast**: supervisord never stops on its own when a process goes FATAL
   (it gave up restarting it), and it always exits 0. With ``fail_fast`` on, the
@@ -17,6 +18,13 @@ SHUTDOWN, as ``supervisorctl shutdown`` does
   handles the stop signals (:mod:`entrypoint.supervisord` installs it); one
   that came before this plugin was loaded makes supervisord stop before it
   spawns anything.
+- **a stop signal lost by a program just forked**: supervisord signals a
+  program it forked in the same loop iteration before the child has exec'd
+  (the child still has supervisord's handlers, or no process group yet), so the
+  program never sees it and is killed after ``stopwaitsecs`` (10 s). While
+  supervisord stops, every process still STOPPING :data:`RESEND_AFTER_SECONDS`
+  later gets its stop signal once more (harmless for one that got it: a stop
+  request is a flag).
 
 supervisord loads this through its documented ``[rpcinterface:x]`` extension
 point, which calls the factory with the supervisord instance each time the
@@ -29,12 +37,16 @@ method, ``pid1.getFatalProcess``.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import time
 from typing import Any
 
 from supervisor import events
 from supervisor.datatypes import boolean
-from supervisor.states import SupervisorStates
+from supervisor.states import ProcessStates, SupervisorStates
 
+RESEND_AFTER_SECONDS = 0.3
 fatal: list[str] = []  # "group:name" of the FATAL process that stopped supervisord
 early_stop: list[int] = []  # stop signals received before supervisord's own handlers
 _supervisord: list[Any] = []  # the running supervisord instance, once the factory ran
@@ -85,4 +97,29 @@ def make_interface(supervisord: Any, **config: str) -> Pid1Interface:
 
     if fail_fast:
         events.subscribe(events.ProcessStateFatalEvent, on_fatal)
+    _resend_stop_signals_while_stopping(supervisord)
     return Pid1Interface(fail_fast)
+
+
+def _resend_stop_signals_while_stopping(supervisord: Any) -> None:
+    """Wrap the main loop's poll: once, RESEND_AFTER_SECONDS into a stop, signal again."""
+    poller = supervisord.options.poller
+    poll = poller.poll
+    due: list[float] = []  # when to send again; 0 once done
+
+    def poll_and_resend(timeout: float) -> Any:
+        if supervisord.options.mood < SupervisorStates.RUNNING:
+            now = time.monotonic()
+            if not due:
+                due.append(now + RESEND_AFTER_SECONDS)
+            elif due[0] and now >= due[0]:
+                due[0] = 0
+                for group in supervisord.process_groups.values():
+                    for process in group.processes.values():
+                        if process.get_state() == ProcessStates.STOPPING and process.pid:
+                            pid = -process.pid if process.config.stopasgroup else process.pid
+                            with contextlib.suppress(OSError):
+                                os.kill(pid, process.config.stopsignal)
+        return poll(timeout)
+
+    poller.poll = poll_and_resend

@@ -61,6 +61,9 @@ def main(argv: list[str]) -> int:
     78 (EX_CONFIG) if supervisord exits at start because it refuses its
     config (it has printed why on stderr).
     """
+    # supervisord's HTTP server code (medusa) print()s some errors, e.g. "uncaptured
+    # python exception" when an RPC client hangs up: stdout carries JSON lines only.
+    sys.stdout = sys.stderr
     for signum in STOP_SIGNALS:
         signal.signal(signum, pid1.remember_stop)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # pending ones arrive now

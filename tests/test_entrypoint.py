@@ -6,8 +6,10 @@ import os
 import sys
 from pathlib import Path
 
-from common.config import load_settings, unknown_env_names
-from entrypoint.__main__ import prepare_runtime_dir, supervisord_environ
+import pytest
+
+from common.config import ConfigError, load_settings, unknown_env_names
+from entrypoint.__main__ import check_workers, prepare_runtime_dir, supervisord_environ
 
 
 def test_runtime_dir_is_private_and_metrics_start_empty(tmp_path: Path) -> None:
@@ -40,3 +42,19 @@ def test_supervisord_gets_paths_and_our_bin_dir(tmp_path: Path) -> None:
     assert env["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path / "prometheus")
     assert env["APP_SUPERVISORD_USER"] == str(os.getuid())
     assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)
+
+
+@pytest.mark.parametrize(
+    "broken",
+    ["[program:sync_worker]\ncommand\n", "[program:a]\n[program:a]\n", "no section\n"],
+)
+def test_unparsable_supervisord_conf_is_a_config_error(tmp_path: Path, broken: str) -> None:
+    """A supervisord.conf that does not parse: ConfigError naming the file (exit 78), no crash."""
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text(broken)
+    empty = tmp_path / "c.yml"
+    empty.write_text("")
+    settings = load_settings({"APP_CONFIG_PATH": str(empty), "APP_WORKERS": "sync_worker"})
+    with pytest.raises(ConfigError) as caught:
+        check_workers(settings, conf)
+    assert str(conf) in str(caught.value)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from common.config import Settings, load_settings
 from services.event_listener import protocol
 from services.event_listener.__main__ import StopRequested
 from services.event_listener.listener import Handler, serve
+from tests.conftest import ROOT, base_env, free_port
 
 
 def envelope(eventname: str, payload: str, serial: int = 1) -> str:
@@ -148,3 +151,26 @@ def test_protocol_closed_stdin_is_an_error_not_an_event() -> None:
     """At EOF (supervisord stopping) ``wait`` raises instead of returning an empty event."""
     with pytest.raises(KeyError):
         protocol.wait(io.StringIO(""), io.StringIO())
+
+
+STOP_DURING_START_UP = """
+import os, signal
+from common import heap
+heap.trim = lambda: os.kill(os.getpid(), signal.SIGTERM)  # a stop between start-up steps
+from services.event_listener.__main__ import main
+main()
+"""
+
+
+def test_a_stop_during_start_up_is_a_clean_stop(tmp_path: Path) -> None:
+    """SIGTERM after the handler is set but before events are read: exit 0, JSON lines only."""
+    (tmp_path / "prom").mkdir()
+    env = base_env(tmp_path / "run", free_port())
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "prom")
+    result = subprocess.run(
+        [sys.executable, "-c", STOP_DURING_START_UP], cwd=ROOT, env=env, input="",
+        capture_output=True, text=True, timeout=20, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line).get("event") for line in result.stderr.splitlines()]
+    assert events[-2:] == ["startup_success", "shutdown_complete"]

@@ -375,6 +375,22 @@ def test_damaged_metric_file_is_quarantined_and_counted(
     assert warning["file"] == str(quarantined)
 
 
+def test_stop_as_supervisord_spawns_is_fast(start_stack: Callable[..., Stack]) -> None:
+    """SIGTERM the moment supervisord runs: everything is gone within 3 s, not 10.
+
+    A program forked but not yet exec'd misses the signal and would be killed
+    only after stopwaitsecs (10 s); the pid1 plugin sends it again.
+    """
+    stack = start_stack(loop_sleep_seconds="30")
+    pidfile = stack.runtime_dir / "supervisord.pid"
+    stack.wait_until(pidfile.exists, 10, "supervisord.pid")
+    started = time.monotonic()
+    stack.proc.send_signal(signal.SIGTERM)
+    assert stack.proc.wait(15) == 0
+    assert time.monotonic() - started < 3.0
+    assert stack.leftovers() == []
+
+
 def test_stop_during_a_restart_loop_exits_0(start_stack: Callable[..., Stack]) -> None:
     """SIGTERM while a program backs off (it goes FATAL as everything stops): exit 0."""
     stack = start_stack(loop_sleep_seconds="0.2")

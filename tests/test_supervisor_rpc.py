@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import xmlrpc.client
 from pathlib import Path
 
 import pytest
 
-from common.supervisor_rpc import RPC_ERRORS, SupervisorClient, supervisorctl_settings
+from common.supervisor_rpc import RPC_ERRORS, SupervisorClient, describe, supervisorctl_settings
 from tests.conftest import ROOT
 
 
@@ -37,3 +38,21 @@ def test_unreadable_conf_is_an_rpc_error(tmp_path: Path) -> None:
     """A missing supervisord.conf is reported like an unreachable supervisord (OSError)."""
     with pytest.raises(OSError, match="cannot read"):
         SupervisorClient(tmp_path, 1.0, tmp_path / "nope.conf").process_infos()
+
+
+def test_inline_comments_are_read_as_supervisorctl_reads_them(tmp_path: Path) -> None:
+    """``password = x ; note`` means password ``x``, as in supervisor's own parser."""
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text(
+        "[supervisorctl]\nserverurl = unix:///s.sock ; the socket\n"
+        "username = u\npassword = secret ; not part of it\n"
+    )
+    ctl = supervisorctl_settings(conf, tmp_path)
+    assert (ctl["serverurl"], ctl["password"]) == ("unix:///s.sock", "secret")
+
+
+def test_an_http_error_is_described_without_the_credentials() -> None:
+    """A 401 names the status, not the URL that carries user:password."""
+    error = xmlrpc.client.ProtocolError("supervisor:secret@localhost/RPC2", 401, "Unauthorized", {})
+    assert describe(error) == "HTTP 401 Unauthorized"
+    assert "secret" not in describe(error)

@@ -31,19 +31,21 @@ class StopRequested(BaseException):
 
 
 def _stop(signum: int, frame: object) -> None:
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):  # one stop is enough
+        signal.signal(stop_signal, signal.SIG_IGN)
     raise StopRequested
 
 
 def _main(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    # Binary-exact streams: the envelope's len counts characters of UTF-8 text.
-    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="")
-    stdout = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
-    handler = Handler(settings, check_multiproc_dir() if settings.metrics_enabled else None)
-    log.info("%s started", PROGRAM, extra={"event": logs.STARTUP_SUCCESS})
-    heap.trim()  # start-up's garbage: every import is done
-    with contextlib.suppress(StopRequested):
+    with contextlib.suppress(StopRequested):  # a stop may come at any point from here on
+        # Binary-exact streams: the envelope's len counts characters of UTF-8 text.
+        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="")
+        stdout = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+        handler = Handler(settings, check_multiproc_dir() if settings.metrics_enabled else None)
+        log.info("%s started", PROGRAM, extra={"event": logs.STARTUP_SUCCESS})
+        heap.trim()  # start-up's garbage: every import is done
         serve(stdin, stdout, handler)
     log.info("%s stopped", PROGRAM, extra={"event": logs.SHUTDOWN_COMPLETE})
 

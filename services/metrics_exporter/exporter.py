@@ -30,7 +30,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, InfoMetricFamily, 
 
 from common import multiproc
 from common.config import Settings
-from common.supervisor_rpc import RPC_ERRORS, SupervisorClient
+from common.supervisor_rpc import RPC_ERRORS, SupervisorClient, describe
 from services.metrics_exporter.readiness import readiness, worker_samples
 
 log = logging.getLogger("exporter")
@@ -89,7 +89,9 @@ class SupervisorCollector:
         try:
             infos = self.supervisor.process_infos()
         except RPC_ERRORS as exc:
-            log.warning("supervisord did not answer: %s", exc, extra={"event": "supervisor_down"})
+            log.warning(
+                "supervisord did not answer: %s", describe(exc), extra={"event": "supervisor_down"}
+            )
             up.add_metric([], 0)
             yield up
             return
@@ -121,7 +123,7 @@ def process_infos(supervisor: SupervisorClient) -> list[dict[str, Any]] | str:
     try:
         return supervisor.process_infos()
     except RPC_ERRORS as exc:
-        return f"supervisord unreachable: {exc}"
+        return f"supervisord unreachable: {describe(exc)}"
 
 
 def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:

@@ -8,9 +8,11 @@ supervisord runs (programs and the event listener) must be RUNNING, or STARTING
 for the first time: supervisord calls a process RUNNING only once it has lived
 ``startsecs`` (2 s), and requiring that would hold every start of the
 container back by 2 s. A process STARTING again after it ended (``stop`` > 0 in
-supervisord's process info) is restarting: a crash loop, even one slower than
-``startsecs``, is never ready. This one judgement serves ``/readyz`` and,
-through it, ``app-health``.
+supervisord's process info) is restarting, not ready. (A crash loop slower
+than ``startsecs`` is RUNNING between its crashes and then looks ready; each
+start counts in ``app_starts_total``, which the ``AppWorkerRestarting`` alert
+in ``deploy/prometheus/alerts.yml`` watches.) This one
+judgement serves ``/readyz`` and, through it, ``app-health``.
 """
 
 from __future__ import annotations
