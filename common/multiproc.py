@@ -28,7 +28,6 @@ listener no import of it (about 10 MB of memory per process).
 from __future__ import annotations
 
 import fcntl
-import glob
 import json
 import logging
 import os
@@ -54,6 +53,15 @@ def kind_and_pid(path: str) -> tuple[str, str]:
     stem = os.path.basename(path)[: -len(".db")]
     kind, _, pid = stem.rpartition("_")
     return kind, pid
+
+
+def db_files(directory: Path) -> list[str]:
+    """Paths of the ``*.db`` files in ``directory``, as ``glob("*.db")`` finds them (no dotfiles).
+
+    ``os.scandir`` with a suffix test: a third of glob's cost, on every scrape.
+    """
+    with os.scandir(directory) as entries:
+        return [e.path for e in entries if e.name.endswith(".db") and not e.name.startswith(".")]
 
 
 def pid_alive(pid: str) -> bool:
@@ -146,7 +154,7 @@ def compact(directory: Path, on_bad_file: Callable[[Path], None] = lambda p: Non
         _apply_journal(directory)
         groups: dict[str, list[str]] = {}
         doomed: list[str] = []
-        for path in glob.glob(str(directory / "*.db")):
+        for path in db_files(directory):
             kind, pid = kind_and_pid(path)
             if kind not in KINDS:
                 on_bad_file(quarantine(directory, path))
@@ -211,15 +219,15 @@ def collect(directory: Path, on_bad_file: Callable[[Path], None] = lambda p: Non
     from prometheus_client.multiprocess import MultiProcessCollector
 
     with locked(directory, exclusive=False):
-        if not (directory / JOURNAL).exists():
+        if not os.path.exists(os.path.join(directory, JOURNAL)):
             try:
-                return MultiProcessCollector.merge(glob.glob(str(directory / "*.db")))
+                return MultiProcessCollector.merge(db_files(directory))
             except Exception:  # noqa: S110 - sorted out below, under the exclusive lock
                 pass
     with locked(directory, exclusive=True):
         _apply_journal(directory)
         good = []
-        for path in glob.glob(str(directory / "*.db")):
+        for path in db_files(directory):
             try:
                 _read(path)
             except Exception:
