@@ -201,10 +201,12 @@ def main() -> None:
         ours_pss, bare_pss, file_pss, health, health_floor = tree_pss(runs, tmp / "mem")
         (tmp / "prom").mkdir()
         metrics_env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp / "prom")
-        ours_rate = in_subprocess(LOG_RATE, "ours", runs)
-        std_rate = in_subprocess(LOG_RATE, "stdlib", runs)
-        on = in_subprocess(BOOKKEEPING, "on", runs, metrics_env)
-        off = in_subprocess(BOOKKEEPING, "off", runs, metrics_env)
+        ours_rate, std_rate, on, off = [], [], [], []
+        for _ in range(runs):  # in turns: each pair sees the same load
+            ours_rate += in_subprocess(LOG_RATE, "ours", 1)
+            std_rate += in_subprocess(LOG_RATE, "stdlib", 1)
+            on += in_subprocess(BOOKKEEPING, "on", 1, metrics_env)
+            off += in_subprocess(BOOKKEEPING, "off", 1, metrics_env)
         (tmp / "scrape").mkdir()
         ours_scrape, plain_scrape = scrape_steady(runs, tmp / "scrape")
     figures = [
