@@ -146,14 +146,10 @@ def process_exits_counter() -> Any:
 
     Created on first call (one per process).
     """
-    check_multiproc_dir()
-    from prometheus_client import Counter
-
-    return Counter(
+    return _unregistered_counter(
         "app_process_exits",
         'Process exits seen by supervisord; expected="false" means a crash or kill.',
-        ["program", "expected"],
-        registry=None,
+        ("program", "expected"),
     )
 
 
@@ -163,11 +159,15 @@ def quarantined_files_counter() -> Any:
 
     Created on first call (one per process).
     """
-    check_multiproc_dir()
-    from prometheus_client import Counter
-
-    return Counter(
+    return _unregistered_counter(
         "app_metric_files_quarantined",
         "Damaged files of dead processes moved out of the multiprocess directory.",
-        registry=None,
     )
+
+
+def _unregistered_counter(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Any:
+    """A multiprocess-mode Counter kept out of any registry (the exporter merges the files)."""
+    check_multiproc_dir()  # before prometheus_client is first imported
+    from prometheus_client import Counter
+
+    return Counter(name, documentation, labels, registry=None)

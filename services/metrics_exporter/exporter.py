@@ -86,12 +86,9 @@ class SupervisorCollector:
     def collect(self) -> Iterator[Metric]:
         """Ask supervisord; a timeout or error yields ``app_supervisor_up 0`` only."""
         up = GaugeMetricFamily("app_supervisor_up", "1 if supervisord answered this scrape.")
-        try:
-            infos = self.supervisor.process_infos()
-        except RPC_ERRORS as exc:
-            log.warning(
-                "supervisord did not answer: %s", describe(exc), extra={"event": "supervisor_down"}
-            )
+        infos = process_infos(self.supervisor)
+        if isinstance(infos, str):
+            log.warning("%s", infos, extra={"event": "supervisor_down"})
             up.add_metric([], 0)
             yield up
             return
