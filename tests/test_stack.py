@@ -423,6 +423,24 @@ def test_supervisord_refusing_its_config_exits_78_with_a_json_line(tmp_path: Pat
     assert "Error: Could not make pid1 rpc interface" in result.stderr  # supervisord's words
 
 
+def test_supervisord_conf_that_does_not_parse_exits_78_naming_it(tmp_path: Path) -> None:
+    """A supervisord.conf line without '=': exit 78 and one config_invalid line naming the file."""
+    workdir = tmp_path / "app"
+    workdir.mkdir()
+    (workdir / "supervisord.conf").write_text((ROOT / "supervisord.conf").read_text() + "oops\n")
+    env = base_env(tmp_path / "run", free_port())
+    result = subprocess.run(
+        [str(BIN / "app-entrypoint")], cwd=workdir, env=env, capture_output=True, text=True,
+        timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 78
+    record = json.loads(result.stdout.splitlines()[-1])
+    assert record["event"] == "config_invalid"
+    assert "supervisord.conf (supervisord.conf): Source contains parsing errors" in record["msg"]
+    assert "'oops" in record["msg"]
+    assert not (tmp_path / "run").exists()  # nothing prepared, nothing started
+
+
 def test_runtime_dir_that_is_a_file_exits_78(tmp_path: Path) -> None:
     """A runtime_dir that cannot be created is a config error, not a traceback."""
     blocker = tmp_path / "afile"
