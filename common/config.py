@@ -6,6 +6,15 @@ they expected, and :func:`load_settings` wraps each call with *where* the value
 came from. Every problem found in one load is collected into a single
 :class:`ConfigError`; nothing falls back silently to a default.
 
+The built-in settings are :class:`Settings`; each worker program may declare
+its own (``services/<program>/settings.py``, see :mod:`common.settings`), read
+from ``APP_<PROGRAM>__<KEY>`` > ``programs: {<program>: {<key>: ...}}`` >
+the declared default. ``loop_sleep_seconds`` and ``health_max_age_seconds``
+can be set per program the same way; the top-level value is every program's
+default. Any setting's variable ``APP_X`` may be given as ``APP_X_FILE`` (a
+path whose content is the value, one trailing newline stripped: the Docker
+and Kubernetes secrets convention).
+
 An empty environment variable (``APP_ENV=``) is a value like any other and is
 validated as such: it is never read as "unset". Unset it to use the file or the
 default.
@@ -13,14 +22,15 @@ default.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import socket
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from common import converters as conv
+from common.settings import RESOLVED, Seconds
 
 ENV_PREFIX = "APP_"
 CONFIG_PATH_ENV = "APP_CONFIG_PATH"
@@ -28,6 +38,19 @@ DEFAULT_CONFIG_PATH = "config.yml"
 MAX_CONFIG_BYTES = 1024 * 1024
 EX_CONFIG = 78  # sysexits.h: configuration error
 MAX_SOCKET_PATH = 107  # bytes: sun_path of struct sockaddr_un on Linux, unix(7)
+# The resolved settings app-entrypoint wrote (common.snapshot); programs read only that.
+SNAPSHOT_ENV = "APP_RESOLVED_SETTINGS"
+# The identity (service, env, instance) app-entrypoint resolved, as JSON, for PID 1's last line.
+SUPERVISORD_IDENTITY_ENV = "APP_SUPERVISORD_IDENTITY"
+# Variables the entrypoint sets for supervisord.conf and PID 1; not settings, not typos.
+INTERNAL_ENV = {
+    CONFIG_PATH_ENV,
+    SNAPSHOT_ENV,
+    "APP_SUPERVISORD_USER",
+    "APP_SUPERVISORD_FAIL_FAST",
+    SUPERVISORD_IDENTITY_ENV,
+}
+COMPUTED = "computed"  # field metadata: the default is derived by load_settings
 
 
 @dataclass(frozen=True)
@@ -51,28 +74,47 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class ProgramSettings:
+    """One worker program's resolved settings.
+
+    ``own`` is the instance of the worker's declared ``Settings`` (None when it
+    declares none, or when this process did not load its declaration);
+    ``sources`` maps each key to where its value came from.
+    """
+
+    name: str
+    loop_sleep_seconds: float
+    health_max_age_seconds: float
+    own: Any = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Resolved, validated settings shared by every program.
 
     ``sources`` maps each key to where its value came from, e.g.
-    ``"env APP_METRICS_PORT"``, ``"config.yml line 4"`` or ``"default"``.
+    ``"env APP_METRICS_PORT"``, ``"config.yml line 4"`` or ``"default"``;
+    ``programs`` holds each worker program's section (:class:`ProgramSettings`).
     """
 
-    service_name: str
-    env: str
-    log_level: str
-    metrics_enabled: bool
-    metrics_host: str
-    metrics_port: int
-    loop_sleep_seconds: float
-    health_max_age_seconds: float
-    version: str
-    commit: str
-    instance: str
-    runtime_dir: Path
-    workers: tuple[str, ...]
-    fail_fast: bool
-    sources: Mapping[str, str]
+    service_name: Annotated[str, conv.name] = "app"
+    env: Annotated[str, conv.name] = "local"
+    log_level: Annotated[str, conv.log_level] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    metrics_enabled: bool = True
+    metrics_host: Annotated[str, conv.host] = "127.0.0.1"
+    metrics_port: Annotated[int, conv.port] = 8000
+    loop_sleep_seconds: Seconds = 5.0
+    health_max_age_seconds: Seconds = field(default=30.0, metadata={COMPUTED: True})
+    version: Annotated[str, conv.text] = "0.0.0-dev"
+    commit: Annotated[str, conv.text] = "unknown"
+    instance: Annotated[str, conv.name] = field(default="localhost", metadata={COMPUTED: True})
+    runtime_dir: Annotated[Path, conv.directory] = Path(".run")
+    workers: Annotated[tuple[str, ...], conv.program_list] = ("sync_worker", "async_worker")
+    fail_fast: bool = True
+    programs: Mapping[str, ProgramSettings] = field(default_factory=dict, metadata={RESOLVED: 1})
+    sources: Mapping[str, str] = field(default_factory=dict, metadata={RESOLVED: 1})
 
     @property
     def multiproc_dir(self) -> Path:
@@ -84,36 +126,16 @@ class Settings:
         """Supervisord's control socket, as named in ``supervisord.conf``."""
         return self.runtime_dir / "supervisor.sock"
 
+    def program(self, name: str) -> ProgramSettings:
+        """``name``'s section; a program without one gets the top-level values."""
+        found = self.programs.get(name)
+        if found is not None:
+            return found
+        return ProgramSettings(name, self.loop_sleep_seconds, self.health_max_age_seconds)
 
-_COMPUTED = object()  # a default that load_settings derives from other values
 
-# key -> (converter, default)
-_FIELDS: dict[str, tuple[Callable[[object], Any], object]] = {
-    "service_name": (conv.name, "app"),
-    "env": (conv.name, "local"),
-    "log_level": (conv.log_level, "INFO"),
-    "metrics_enabled": (conv.boolean, True),
-    "metrics_host": (conv.host, "127.0.0.1"),
-    "metrics_port": (conv.port, 8000),
-    "loop_sleep_seconds": (conv.positive_seconds, 5.0),
-    "health_max_age_seconds": (conv.positive_seconds, _COMPUTED),
-    "version": (conv.text, "0.0.0-dev"),
-    "commit": (conv.text, "unknown"),
-    "instance": (conv.name, _COMPUTED),
-    "runtime_dir": (conv.text, ".run"),
-    "workers": (conv.program_list, "sync_worker,async_worker"),
-    "fail_fast": (conv.boolean, True),
-}
-KEYS = tuple(_FIELDS)
-# The identity (service, env, instance) app-entrypoint resolved, as JSON, for PID 1's last line.
-SUPERVISORD_IDENTITY_ENV = "APP_SUPERVISORD_IDENTITY"
-# Variables the entrypoint sets for supervisord.conf and PID 1; not settings, not typos.
-_INTERNAL_ENV = {
-    CONFIG_PATH_ENV,
-    "APP_SUPERVISORD_USER",
-    "APP_SUPERVISORD_FAIL_FAST",
-    SUPERVISORD_IDENTITY_ENV,
-}
+KEYS = tuple(f.name for f in dataclasses.fields(Settings) if RESOLVED not in f.metadata)
+PER_PROGRAM = ("loop_sleep_seconds", "health_max_age_seconds")
 
 
 def default_health_max_age(loop_sleep_seconds: float) -> float:
@@ -129,72 +151,34 @@ def suggest(word: str, choices: tuple[str, ...]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Load and validate settings from ``environ`` (default ``os.environ``) and YAML.
+def env_name(key: str, program: str | None = None) -> str:
+    """``APP_<KEY>``, or ``APP_<PROGRAM>__<KEY>`` for a program's own section."""
+    if program is None:
+        return ENV_PREFIX + key.upper()
+    return f"{ENV_PREFIX}{program.upper().replace('-', '_')}__{key.upper()}"
 
-    Raises :class:`ConfigError` carrying every problem found (bad value, unknown
-    YAML key, unreadable or malformed file).
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    declarations: Mapping[str, type | None] | None = None,
+) -> Settings:
+    """Load and validate every setting; raise :class:`ConfigError` carrying every problem.
+
+    ``declarations`` maps each worker program whose section may appear to its
+    declared ``Settings`` class (or None). When ``APP_RESOLVED_SETTINGS`` names a
+    snapshot (under supervisord), that is read instead of the environment and
+    the file (:mod:`common.snapshot`).
     """
-    from common.yamlfile import read_config_file  # lazy: PyYAML only if needed
-
     environ = os.environ if environ is None else environ
-    problems: list[Problem] = []
-    path_value = environ.get(CONFIG_PATH_ENV)
-    if path_value == "":
-        problem = "expected a file path, got ''; unset it to use config.yml"
-        raise ConfigError([Problem(CONFIG_PATH_ENV, f"env {CONFIG_PATH_ENV}", problem)])
-    path = Path(path_value or DEFAULT_CONFIG_PATH)
-    file_values, file_problems = read_config_file(path, path_value is not None, MAX_CONFIG_BYTES)
-    problems.extend(file_problems)
-    candidates: dict[str, list[tuple[object, str]]] = {key: [] for key in _FIELDS}
-    for key, (value, line) in file_values.items():
-        if key not in _FIELDS:
-            problems.append(Problem(key, f"{path} line {line}", "unknown key" + suggest(key, KEYS)))
-        else:
-            candidates[key].append((value, f"{path} line {line}"))
-    for key in _FIELDS:
-        env_name = ENV_PREFIX + key.upper()
-        if env_name in environ:
-            candidates[key].append((environ[env_name], f"env {env_name}"))
+    declarations = declarations or {}
+    snapshot = environ.get(SNAPSHOT_ENV)
+    if snapshot:
+        from common.snapshot import read_snapshot
 
-    # Every given value is checked, also a file value that the environment overrides.
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for key, (convert, default) in _FIELDS.items():
-        given = candidates[key] or [(default, "default")]
-        for value, source in given:
-            sources[key] = source
-            if value is _COMPUTED:
-                continue
-            try:
-                values[key] = convert(value)
-            except ValueError as exc:
-                hint = ""
-                if value == "" and source.startswith("env "):
-                    hint = "; unset the variable to use the file's value or the default"
-                shown = "<redacted>" if is_secret(key) else conv.shown(value)
-                problems.append(Problem(key, source, f"{exc}, got {shown}{hint}"))
+        return read_snapshot(Path(snapshot), declarations)
+    from common.loader import load
 
-    if "health_max_age_seconds" not in values and "loop_sleep_seconds" in values:
-        values["health_max_age_seconds"] = default_health_max_age(values["loop_sleep_seconds"])
-    max_age, loop = values.get("health_max_age_seconds"), values.get("loop_sleep_seconds")
-    if max_age is not None and loop is not None and max_age <= loop:
-        detail = f"must be greater than loop_sleep_seconds ({loop:g}), or workers are always stale"
-        problems.append(
-            Problem("health_max_age_seconds", sources["health_max_age_seconds"], detail)
-        )
-    if problems:
-        raise ConfigError(problems)
-
-    if "instance" not in values:
-        values["instance"] = socket.gethostname() or "localhost"
-    values["runtime_dir"] = Path(values["runtime_dir"]).absolute()
-    settings = Settings(**values, sources=sources)
-    sock = len(str(settings.supervisor_socket).encode())
-    if sock > MAX_SOCKET_PATH:
-        detail = f"too long: the socket path in it would be {sock} bytes, at most {MAX_SOCKET_PATH}"
-        raise ConfigError([Problem("runtime_dir", sources["runtime_dir"], detail)])
-    return settings
+    return load(environ, declarations)
 
 
 SECRET_WORDS = ("password", "secret", "token", "key", "dsn")
@@ -205,30 +189,62 @@ def is_secret(key: str) -> bool:
     return any(word in key.lower() for word in SECRET_WORDS)
 
 
-def effective_settings(settings: Settings) -> dict[str, dict[str, object]]:
-    """``{key: {"value": ..., "source": ...}}`` for logging; secret values are redacted."""
-    report: dict[str, dict[str, object]] = {}
-    for key in KEYS:
-        value = getattr(settings, key)
-        if is_secret(key):
-            value = "<redacted>"
-        elif isinstance(value, Path | tuple):
-            value = str(value) if isinstance(value, Path) else list(value)
-        report[key] = {"value": value, "source": settings.sources[key]}
+def effective_settings(
+    settings: Settings, programs: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """``{key: {"value": ..., "source": ...}}`` for logging; secret values are redacted.
+
+    ``programs`` (default: every section held) adds ``"programs": {name: {...}}``.
+    """
+    from common.settings import shown
+
+    report: dict[str, Any] = {
+        key: {
+            "value": shown(getattr(settings, key), is_secret(key)),
+            "source": settings.sources[key],
+        }
+        for key in KEYS
+    }
+    sections: dict[str, Any] = {}
+    for name in settings.programs if programs is None else programs:
+        section = settings.program(name)
+        own = section.own
+        values = {key: getattr(section, key) for key in PER_PROGRAM}
+        secrets: set[str] = set()
+        if own is not None:
+            from common.settings import declared_fields
+
+            fields = declared_fields(type(own))
+            values |= {f.key: getattr(own, f.key) for f in fields}
+            secrets = {f.key for f in fields if f.secret}
+        sections[name] = {
+            key: {
+                "value": shown(value, key in secrets or is_secret(key)),
+                "source": section.sources.get(key, "default"),
+            }
+            for key, value in values.items()
+        }
+    if sections:
+        report["programs"] = sections
     return report
 
 
-def unknown_env_names(environ: Mapping[str, str] | None = None) -> list[str]:
-    """``APP_*`` variables that name no setting, each with a suggestion if one is close.
+def unknown_env_names(
+    environ: Mapping[str, str] | None = None, programs: tuple[str, ...] = ()
+) -> list[str]:
+    """Top-level ``APP_*`` variables that name no setting, each with a suggestion if close.
 
     Not an error: orchestrators inject their own ``APP_*`` variables (Kubernetes
     service links for a Service named ``app``), so these are logged as warnings.
+    Variables with ``__`` address a program's section and are checked, as
+    errors, by the loader.
     """
     environ = os.environ if environ is None else environ
-    known = {ENV_PREFIX + key.upper() for key in KEYS} | _INTERNAL_ENV
+    names = {env_name(key) for key in KEYS}
+    known = names | {name + "_FILE" for name in names} | INTERNAL_ENV
     env_keys = tuple(sorted(known))
     return [
         name + suggest(name, env_keys)
         for name in sorted(environ)
-        if name.startswith(ENV_PREFIX) and name not in known
+        if name.startswith(ENV_PREFIX) and name not in known and "__" not in name
     ]

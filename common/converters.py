@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import reprlib
+from pathlib import Path
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = {"true", "yes", "on", "1"}
@@ -130,3 +131,58 @@ def program_list(value: object) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise ValueError(f"expected {expected} without duplicates")
     return names
+
+
+def number(value: object, low: float, high: float) -> float:
+    """A finite number in ``low..high``; strings like ``"0.5"`` are parsed, booleans refused."""
+    expected = f"a number in {low:g}..{high:g}"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected {expected}")
+    try:
+        result = float(value)
+    except ValueError:
+        raise ValueError(f"expected {expected}") from None
+    if not (math.isfinite(result) and low <= result <= high):
+        raise ValueError(f"expected {expected}")
+    return result
+
+
+def any_text(value: object) -> str:
+    """Any single-line string, possibly empty (at most 4096 characters)."""
+    value = _str(value, "a string (in YAML, quote values such as '1.10' or '0123')")
+    if len(value) > 4096 or any(c in value for c in "\r\n\0"):
+        raise ValueError("expected a single-line string of at most 4096 characters")
+    return value
+
+
+def string_list(value: object) -> tuple[str, ...]:
+    """A YAML list of strings, or a comma-separated string (``"a,b"``); items are stripped."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ValueError("expected a list of strings (in the environment: comma-separated)")
+    stripped = tuple(item.strip() for item in items)
+    return () if stripped == ("",) else stripped
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#]+[^\s]*")
+
+
+def url(value: object) -> str:
+    """An absolute URL with a scheme and a host, e.g. ``https://api.example.com/v1``."""
+    text_value = _str(value, "a URL")
+    if not _URL.fullmatch(text_value) or len(text_value) > 2048:
+        raise ValueError("expected an absolute URL such as 'https://host/path'")
+    return text_value
+
+
+def path(value: object) -> str:
+    """A non-empty file system path (not checked for existence)."""
+    text_value = _str(value, "a path")
+    if not text_value.strip() or "\0" in text_value or len(text_value) > 4096:
+        raise ValueError("expected a non-empty path")
+    return text_value
+
+
+def directory(value: object) -> Path:
+    """A directory path (a non-empty single-line string), made absolute."""
+    return Path(text(value)).absolute()

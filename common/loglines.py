@@ -92,6 +92,9 @@ class JsonLineHandler(logging.Handler):
         try:
             formatter = self.formatter
             assert isinstance(formatter, JsonLineFormatter)  # noqa: S101 - set by configure
+            if getattr(formatter, "console", False):  # log_format: console, for a terminal
+                self._write(formatter.format(record).encode("utf-8", "backslashreplace") + b"\n")
+                return
             text, data = formatter.format_data(record)
             for line in split_record(text, data):
                 self._write(line)

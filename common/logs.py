@@ -181,6 +181,28 @@ def _make_record(  # noqa: PLR0917 - logging.Logger.makeRecord's signature
 _original_make_record = logging.Logger.makeRecord
 
 
+class ConsoleFormatter(JsonLineFormatter):
+    """``log_format: console``: one readable line per record, for a terminal while developing.
+
+    ``07:54:38.123 INFO  sync_worker lifecycle: sync_worker started event=startup_success``,
+    then the traceback, if any, on the lines below.
+    """
+
+    console = True  # JsonLineHandler writes format()'s text as it is
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the record as ``time level program logger: msg key=value...``."""
+        data = self.format_data(record)[1]
+        stack = data.pop("stack", None)
+        head = (
+            f"{data['ts'][11:23]} {data['level']:<7} {data['program']} "
+            f"{data['logger']}: {data['msg']}"
+        )
+        rest = " ".join(f"{key}={value}" for key, value in data.items() if key not in FIXED_KEYS)
+        text = f"{head} {rest}" if rest else head
+        return f"{text}\n{stack}" if stack else text
+
+
 def configure_logging(
     program: str,
     *,
@@ -189,8 +211,11 @@ def configure_logging(
     instance: str = "unknown",
     level: str = "INFO",
     fd: int = 1,
+    log_format: str = "json",
 ) -> None:
     """Send every log record (and captured ``warnings``) to ``fd`` (stdout) as JSON lines.
+
+    ``log_format`` "console" writes :class:`ConsoleFormatter` lines instead.
 
     Replaces any handler already on the root logger, so calling it again (once
     settings are known) updates the identity fields. Also makes every logger
@@ -202,7 +227,8 @@ def configure_logging(
     logging.Logger.makeRecord = _make_record  # type: ignore[method-assign]
     identity = {"service": service, "program": program, "instance": instance, "env": env}
     handler = JsonLineHandler(fd)
-    handler.setFormatter(JsonLineFormatter(identity))
+    formatter = ConsoleFormatter if log_format == "console" else JsonLineFormatter
+    handler.setFormatter(formatter(identity))
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)

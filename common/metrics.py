@@ -13,6 +13,9 @@ label and keep one series per dead process):
 - ``app_last_iteration_timestamp_seconds``: ``mostrecent`` -- the newest write
   across all processes of a program wins, so a restarted worker continues the
   series and a stopped one keeps its last timestamp (its age grows: stale).
+- ``app_last_heartbeat_timestamp_seconds``: ``mostrecent``, as above; only
+  long-running workers (``serve``) have it, so its presence says which
+  freshness readiness judges.
 - ``app_up``: ``mostrecent`` -- 1 written at start, 0 at clean stop or crash;
   the newest write is the program's state. (A worker killed with SIGKILL and
   never restarted keeps its last 1: health also checks supervisord's state.)
@@ -90,6 +93,13 @@ def _metric_families() -> dict[str, Any]:
                 multiprocess_mode="mostrecent",
                 registry=None,
             ),
+            heartbeat=Gauge(
+                "app_last_heartbeat_timestamp_seconds",
+                "Unix time (seconds) of a long-running worker's last heartbeat.",
+                labels,
+                multiprocess_mode="mostrecent",
+                registry=None,
+            ),
             up=Gauge(
                 "app_up",
                 "1 while the worker's loop runs, 0 after it stopped.",
@@ -103,10 +113,15 @@ def _metric_families() -> dict[str, Any]:
 
 @dataclass
 class WorkerMetrics:
-    """One program's metric children; ``enabled=False`` makes every call a no-op."""
+    """One program's metric children; ``enabled=False`` makes every call a no-op.
+
+    ``heartbeats`` (long-running workers) creates the heartbeat series at start,
+    at 0 ("never yet").
+    """
 
     program: str
     enabled: bool = True
+    heartbeats: bool = False
 
     def __post_init__(self) -> None:
         if self.enabled:
@@ -118,6 +133,7 @@ class WorkerMetrics:
             self._last = fam["last"].labels(self.program)
             self._up = fam["up"].labels(self.program)
             self._starts = fam["starts"].labels(self.program)
+            self._heartbeat = fam["heartbeat"].labels(self.program) if self.heartbeats else None
 
     def started(self) -> None:
         """Count a start and set ``app_up`` to 1."""
@@ -129,6 +145,11 @@ class WorkerMetrics:
         """Set ``app_up`` to 0 (clean stop or crash)."""
         if self.enabled:
             self._up.set(0)
+
+    def heartbeat(self) -> None:
+        """Stamp the heartbeat gauge with the current time (long-running workers only)."""
+        if self.enabled and self._heartbeat is not None:
+            self._heartbeat.set(time.time())
 
     def iteration_finished(self, seconds: float, failed: bool) -> None:
         """Count one iteration that took ``seconds`` and stamp its end time."""

@@ -16,3 +16,31 @@ def read_conf(conf: Path) -> configparser.RawConfigParser:
     if not parser.read(conf):
         raise OSError(f"cannot read {conf}")
     return parser
+
+
+def programs(parser: configparser.RawConfigParser) -> tuple[str, ...]:
+    """The ``[program:x]`` names, in file order."""
+    return tuple(s.partition(":")[2] for s in parser.sections() if s.startswith("program:"))
+
+
+def worker_packages(parser: configparser.RawConfigParser) -> dict[str, str]:
+    """``{program: package}`` of the worker programs (see :mod:`common.worker`).
+
+    A worker's command is ``python -m <package>`` and its package has a
+    ``worker`` module.
+    """
+    import importlib.util
+    import shlex
+
+    found: dict[str, str] = {}
+    for name in programs(parser):
+        args = shlex.split(parser.get(f"program:{name}", "command", fallback=""))
+        if len(args) >= 3 and Path(args[0]).name.startswith("python") and args[1] == "-m":
+            package = args[2]
+            try:
+                is_worker = importlib.util.find_spec(package + ".worker") is not None
+            except ImportError:  # the package itself does not exist
+                is_worker = False
+            if is_worker:
+                found[name] = package
+    return found

@@ -1,15 +1,18 @@
 """The container's entrypoint (and ``make run``'s): fail fast, then become supervisord.
 
-1. Load settings; on any problem log one ``config_invalid`` line and exit 78
-   before anything starts.
+1. Load every setting, each worker program's section included (its
+   ``settings`` module is imported, not its code); on any problem log one
+   ``config_invalid`` line and exit 78 before anything starts.
 2. Refuse to start if a supervisord already answers on the runtime dir's socket
    (emptying its metrics would corrupt a running container's counters): exit 1.
-3. Create ``runtime_dir`` (mode 0700) and empty ``runtime_dir/prometheus``.
+3. Create ``runtime_dir`` (mode 0700), empty ``runtime_dir/prometheus``, and
+   write the resolved settings to ``runtime_dir/settings.json``
+   (:mod:`common.snapshot`), which every program then reads.
 4. ``exec`` supervisord (:mod:`entrypoint.supervisord`, which exits 1 after
    fail-fast) in the foreground with ``./supervisord.conf``, so that it takes
    over this PID (PID 1 in Docker), with ``APP_RUNTIME_DIR``,
    ``PROMETHEUS_MULTIPROC_DIR``, ``APP_SUPERVISORD_USER``,
-   ``APP_SUPERVISORD_FAIL_FAST`` and ``PATH`` set for the config's
+   ``APP_SUPERVISORD_FAIL_FAST``, ``APP_RESOLVED_SETTINGS`` and ``PATH`` set for the config's
    ``%(ENV_...)s`` expansions and its programs.
 """
 
@@ -28,10 +31,18 @@ import sys
 from pathlib import Path
 
 from common import exporter_address
-from common.config import SUPERVISORD_IDENTITY_ENV, ConfigError, Problem, Settings, suggest
+from common.config import (
+    SNAPSHOT_ENV,
+    SUPERVISORD_IDENTITY_ENV,
+    ConfigError,
+    Problem,
+    Settings,
+    suggest,
+)
 from common.errors import FatalError
-from common.program import run_program
-from common.supervisord_conf import read_conf
+from common.program import declared_settings, run_program
+from common.snapshot import FILE_NAME, write_snapshot
+from common.supervisord_conf import programs, read_conf, worker_packages
 from entrypoint import STOP_SIGNALS
 
 SUPERVISORD_CONF = Path("supervisord.conf")
@@ -78,24 +89,39 @@ def supervisord_environ(settings: Settings) -> dict[str, str]:
         APP_SUPERVISORD_FAIL_FAST=str(settings.fail_fast).lower(),
         **{SUPERVISORD_IDENTITY_ENV: json.dumps(identity)},
         PATH=bindir + os.pathsep + environ.get("PATH", os.defpath),
+        **{SNAPSHOT_ENV: str(settings.runtime_dir / FILE_NAME)},
     )
     return environ
 
 
-def check_workers(settings: Settings, conf: Path) -> None:
-    """Raise :class:`ConfigError` if ``conf`` is missing, does not parse, or lacks a worker."""
+def _parse(conf: Path) -> configparser.RawConfigParser:
     try:
-        parser = read_conf(conf)
+        return read_conf(conf)
     except OSError:
         raise ConfigError(
             [Problem(str(conf), f"directory {Path.cwd()}", "file not found")]
         ) from None
     except configparser.Error as exc:
         raise ConfigError([Problem(str(conf), str(conf), str(exc))]) from None
-    programs = tuple(s.partition(":")[2] for s in parser.sections() if s.startswith("program:"))
-    unknown = [name for name in settings.workers if name not in programs]
+
+
+def declarations(conf: Path) -> dict[str, type | None]:
+    """Every worker program of ``conf`` with its declared settings class (or None).
+
+    Imports each worker's ``settings`` module (only that: not its code).
+    Raises :class:`ConfigError` if ``conf`` is missing or does not parse.
+    """
+    return {
+        name: declared_settings(package) for name, package in worker_packages(_parse(conf)).items()
+    }
+
+
+def check_workers(settings: Settings, conf: Path) -> None:
+    """Raise :class:`ConfigError` if ``conf`` is missing, does not parse, or lacks a worker."""
+    names = programs(_parse(conf))
+    unknown = [name for name in settings.workers if name not in names]
     if unknown:
-        detail = ", ".join(repr(n) + suggest(n, programs) for n in unknown)
+        detail = ", ".join(repr(n) + suggest(n, names) for n in unknown)
         raise ConfigError(
             [Problem("workers", settings.sources["workers"], f"no [program:x] in {conf}: {detail}")]
         )
@@ -125,6 +151,13 @@ def _main(settings: Settings) -> None:
         raise ConfigError(
             [Problem("runtime_dir", settings.sources["runtime_dir"], detail)]
         ) from None
+    try:
+        write_snapshot(settings, settings.runtime_dir / FILE_NAME)
+    except OSError as exc:
+        detail = f"cannot write {FILE_NAME} in it: {exc.strerror}"
+        raise ConfigError(
+            [Problem("runtime_dir", settings.sources["runtime_dir"], detail)]
+        ) from None
     environ = supervisord_environ(settings)
     argv = [
         sys.executable,
@@ -148,7 +181,17 @@ def main() -> None:
     (:mod:`entrypoint.launch`); blocking again is harmless.
     """
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    sys.exit(run_program("entrypoint", _main, warn_unknown_env=True, capture_streams=False))
+    os.environ.pop(SNAPSHOT_ENV, None)  # the entrypoint always reads the sources themselves
+    sys.exit(
+        run_program(
+            "entrypoint",
+            _main,
+            declarations=lambda: declarations(SUPERVISORD_CONF),
+            log_programs=None,
+            warn_unknown_env=True,
+            capture_streams=False,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,10 @@ race it loses:
   later gets its stop signal once more (harmless for one that got it: a stop
   request is a flag).
 
+And one report: a process that has not exited ``stopwaitsecs`` after its stop
+signal is SIGKILLed by supervisord, which says so only in its own log file;
+here one ``stop_timeout`` JSON line on stdout names it (:func:`_report_kills`).
+
 supervisord loads this through its documented ``[rpcinterface:x]`` extension
 point, which calls the factory with the supervisord instance each time the
 main loop starts, after supervisord cleared its event subscriptions. The
@@ -98,7 +102,56 @@ def make_interface(supervisord: Any, **config: str) -> Pid1Interface:
     if fail_fast:
         events.subscribe(events.ProcessStateFatalEvent, on_fatal)
     _resend_stop_signals_while_stopping(supervisord)
+    _report_kills(supervisord)
     return Pid1Interface(fail_fast)
+
+
+def _report_kills(supervisord: Any) -> None:
+    """Wrap the main loop's poll: log each process that supervisord is about to SIGKILL.
+
+    supervisord's ``Subprocess.transition`` (run right after the poll) sends
+    SIGKILL to a STOPPING process once ``time.time()`` passes its ``delay``
+    (stop signal + ``stopwaitsecs``); checking the same condition after the poll
+    names it first. Each pid is reported once.
+    """
+    poller = supervisord.options.poller
+    poll = poller.poll
+    reported: set[int] = set()
+
+    def poll_and_report(timeout: float) -> Any:
+        result = poll(timeout)
+        now = time.time()
+        for group in supervisord.process_groups.values():
+            for process in group.processes.values():
+                pid = process.pid
+                if (
+                    pid
+                    and pid not in reported
+                    and process.get_state() == ProcessStates.STOPPING
+                    and process.delay
+                    and now >= process.delay
+                ):
+                    reported.add(pid)
+                    _log_kill(process)
+        return result
+
+    poller.poll = poll_and_report
+
+
+def _log_kill(process: Any) -> None:
+    from entrypoint.supervisord import log_line  # the JSON logging stack, only when needed
+
+    name = process.config.name
+    wait = process.config.stopwaitsecs
+    log_line(
+        "ERROR",
+        f"{name} did not exit within stopwaitsecs ({wait} s) of its stop signal:"
+        " supervisord kills it with SIGKILL",
+        event="stop_timeout",
+        stopped_program=name,
+        pid=process.pid,
+        stopwaitsecs=wait,
+    )
 
 
 def _resend_stop_signals_while_stopping(supervisord: Any) -> None:

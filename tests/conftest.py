@@ -38,6 +38,17 @@ def supervisord_programs() -> tuple[str, ...]:
     return tuple(s.partition(":")[2] for s in parser.sections() if s.startswith("program:"))
 
 
+def fixture_conf(text: str | None = None) -> str:
+    """supervisord.conf (or ``text``) with its worker programs running the test workers.
+
+    ``python -m services.<program>`` becomes ``python -m tests.fixtures.<program>``.
+    """
+    text = (ROOT / "supervisord.conf").read_text() if text is None else text
+    replaced = text.replace("command=python -m services.", "command=python -m tests.fixtures.")
+    assert replaced != text, "supervisord.conf runs no worker with python -m services.<name>"
+    return replaced
+
+
 def image_healthcheck() -> list[str]:
     """The command of the Dockerfile's HEALTHCHECK (its JSON ``CMD [...]`` form)."""
     text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
@@ -116,6 +127,8 @@ def base_env(runtime_dir: Path, port: int, **settings: str) -> dict[str, str]:
 class Stack:
     """``app-entrypoint`` (then supervisord, same pid) running in the background.
 
+    It runs in ``cwd``, whose ``supervisord.conf`` it uses; by default a new
+    directory holding :func:`fixture_conf`, so that the test workers run.
     ``prefix`` runs it under another command, e.g. ``unshare --pid --fork``;
     ``config_file`` False sets no ``APP_CONFIG_PATH``, as the image runs (then
     ``cwd`` must hold no ``config.yml``).
@@ -125,13 +138,17 @@ class Stack:
         self,
         tmp: Path,
         settings: Mapping[str, str],
-        cwd: Path = ROOT,
+        cwd: Path | None = None,
         *,
         prefix: tuple[str, ...] = (),
         extra_env: Mapping[str, str] | None = None,
         config_file: bool = True,
     ) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
+        if cwd is None:
+            cwd = tmp / "app"
+            cwd.mkdir(exist_ok=True)
+            (cwd / "supervisord.conf").write_text(fixture_conf())
         self.runtime_dir = tmp / "run"
         self.port = free_port()
         self.env = base_env(self.runtime_dir, self.port, **settings) | dict(extra_env or {})
@@ -292,3 +309,20 @@ def run_module(
         timeout=timeout,
         check=False,
     )
+
+
+def write_worker(root: Path, name: str, worker: str, settings: str | None = None) -> dict[str, str]:
+    """Make the worker package ``root/<name>`` (``worker.py``, optional ``settings.py``).
+
+    Its ``__main__.py`` is the shipped one. Returns the environment addition
+    (``PYTHONPATH``) that lets ``python -m <name>`` find it.
+    """
+    package = root / name
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text(f'"""Test worker {name}."""\n')
+    main = (ROOT / "services" / "sync_worker" / "__main__.py").read_text()
+    (package / "__main__.py").write_text(main)
+    (package / "worker.py").write_text(worker)
+    if settings is not None:
+        (package / "settings.py").write_text(settings)
+    return {"PYTHONPATH": str(root)}

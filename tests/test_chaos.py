@@ -20,7 +20,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.procfs import children_by_parent
-from tests.conftest import ROOT, WORKERS, Stack, http_get
+from tests.conftest import WORKERS, Stack, fixture_conf, http_get
 
 KILLS = 200
 FILE_BOUND = 30  # 3 files per live process (5), 3 archives, and a few not yet compacted
@@ -60,7 +60,7 @@ def test_200_kills_keep_counts_exact_and_the_directory_small(tmp_path: Path) -> 
     """kill -9 200 times: no counter decreases, <= 30 metric files, healthy 3 s later."""
     conf_dir = tmp_path / "conf"
     conf_dir.mkdir()
-    conf = (ROOT / "supervisord.conf").read_text()
+    conf = fixture_conf()
     (conf_dir / "supervisord.conf").write_text(re.sub(r"startsecs=\d+", "startsecs=0", conf))
     stack = Stack(tmp_path / "stack", {"loop_sleep_seconds": "0.2"}, cwd=conf_dir)
     try:

@@ -17,6 +17,7 @@ from common.config import (
     load_settings,
     unknown_env_names,
 )
+from entrypoint.__main__ import declarations
 from tests.conftest import ROOT, WORKERS
 
 
@@ -176,7 +177,8 @@ def test_duplicate_yaml_key_is_an_error(tmp_path: Path) -> None:
 def test_python_tags_are_refused(tmp_path: Path) -> None:
     """Only safe YAML is loaded: a python/object tag is an error."""
     [problem] = problems(tmp_path, "env: !!python/object/apply:os.getcwd []\n")
-    assert "line 1 column 6): invalid YAML: could not determine a constructor" in problem
+    assert problem.startswith("env (")
+    assert "line 1 column 6): invalid YAML value: could not determine a constructor" in problem
 
 
 def test_explicit_config_path_must_exist(tmp_path: Path) -> None:
@@ -210,15 +212,28 @@ def test_converters_show_long_values_shortened() -> None:
 
 
 def test_config_example_matches_the_defaults(tmp_path: Path) -> None:
-    """config.yml.example with every key uncommented loads and equals the defaults."""
+    """config.yml.example with every key uncommented loads and equals the defaults.
+
+    Each program's section too: the example shows the shipped workers' own settings.
+    """
     example = (ROOT / "config.yml.example").read_text()
     uncommented = re.sub(r"^# (\w+:)", r"\1", example, flags=re.MULTILINE)
-    settings = load(tmp_path, uncommented)
-    defaults = load(tmp_path)
+    uncommented = re.sub(r"^#( +)(\w+:)", lambda m: m[1][1:] + m[2], uncommented, flags=re.M)
+    declared = declarations(ROOT / "supervisord.conf")
+    path = tmp_path / "config.yml"
+    path.write_text(uncommented)
+    settings = load_settings({"APP_CONFIG_PATH": str(path)}, declared)
+    path.write_text("")
+    defaults = load_settings({"APP_CONFIG_PATH": str(path)}, declared)
     assert settings.sources["metrics_port"].endswith("config.yml line 11")
     for key in KEYS:
         if key not in ("instance", "workers"):  # host-dependent; grows with your programs
             assert getattr(settings, key) == getattr(defaults, key), key
+    assert set(settings.programs) == set(declared)
+    for name, section in settings.programs.items():
+        default = defaults.programs[name]
+        assert (section.own, section.loop_sleep_seconds) == (default.own, default.loop_sleep_seconds)
+        assert set(section.sources.values()) - {"default"}, name  # the example sets some keys
 
 
 def test_unquoted_yaml_number_for_a_string_key_is_explained(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ EXPORTED = frozenset(
         f"{HISTOGRAM}_sum",
         f"{HISTOGRAM}_count",
         "app_last_iteration_timestamp_seconds",
+        "app_last_heartbeat_timestamp_seconds",
         "app_up",
         "app_starts_total",
         "app_build_info",
@@ -55,7 +56,9 @@ REQUIRED_ALERTS = ("AppExporterDown", "AppWorkerDown", "AppWorkerStale")
 PER_PROGRAM_VIEWS = {
     "up": re.compile(r"^app_up\{"),
     "iterations per second": re.compile(r"^rate\(app_iterations_total\{"),
-    "seconds since last iteration": re.compile(r"^time\(\)-app_last_iteration_timestamp_seconds\{"),
+    "seconds since last heartbeat or iteration": re.compile(
+        r"^time\(\)-\(app_last_heartbeat_timestamp_seconds\{.*\}orapp_last_iteration_timestamp_seconds\{"
+    ),
     "p95 duration": re.compile(
         r"^histogram_quantile\(0\.95,sumby\(program,le\)\(rate\(app_iteration_duration_seconds_bucket\{"
     ),
@@ -206,10 +209,16 @@ def test_every_alert_has_firing_and_quiet_unit_tests() -> None:
 
 
 def test_missing_worker_alert_covers_every_worker_program() -> None:
-    """AppWorkerMissing has one absent() for each worker program in supervisord.conf."""
+    """AppWorkerMissing has two absent() (iteration, heartbeat) per worker in supervisord.conf."""
     (rule,) = (rule for rule in alert_rules() if rule["alert"] == "AppWorkerMissing")
-    programs = re.findall(r'absent\([^)]*program="([^"]+)"', str(rule["expr"]))
-    assert sorted(programs) == sorted(WORKERS), (
+    found = re.findall(r'absent\((app_\w+)\{[^)]*program="([^"]+)"', str(rule["expr"]))
+    programs = sorted({program for _, program in found})
+    for program in programs:
+        assert {metric for metric, p in found if p == program} == {
+            "app_last_iteration_timestamp_seconds",
+            "app_last_heartbeat_timestamp_seconds",
+        }, program
+    assert programs == sorted(WORKERS), (
         f"AppWorkerMissing watches {programs}, supervisord.conf has workers {list(WORKERS)}: "
         f'add or remove an `or absent(...{{program="<name>"}})` in {ALERTS}'
     )

@@ -13,41 +13,37 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, base_env, free_port, http_get, run_module
+from tests.conftest import ROOT, base_env, free_port, http_get, run_module, write_worker
 
 FAILING_LOOP = """
-import itertools, sys
-from common.lifecycle import run_async_loop, run_sync_loop
-from common.program import run_program
+import itertools
 calls = itertools.count()
-def run_once():
+def fail_first():
     if next(calls) == 0:
         raise KeyError("first call fails")
-async def run_once_async():
-    run_once()
-if sys.argv[1] == "sync":
-    run_program("w", lambda s: run_sync_loop("w", s, run_once))
-else:
-    run_program("w", lambda s: run_async_loop("w", s, run_once_async))
 """
 SLOW_ITERATION = """
-import asyncio, logging, sys, time
-from common.lifecycle import run_async_loop, run_sync_loop
-from common.program import run_program
+import asyncio, logging, time
 log = logging.getLogger("work")
-def run_once():
+"""
+WORKERS = {
+    ("failing", "sync"): FAILING_LOOP + "def run_once(ctx):\n    fail_first()\n",
+    ("failing", "async"): FAILING_LOOP + "async def run_once(ctx):\n    fail_first()\n",
+    ("slow", "sync"): SLOW_ITERATION
+    + """
+def run_once(ctx):
     log.info("begin", extra={"event": "begin"})
     time.sleep(0.5)
     log.info("end", extra={"event": "end"})
-async def run_once_async():
+""",
+    ("slow", "async"): SLOW_ITERATION
+    + """
+async def run_once(ctx):
     log.info("begin", extra={"event": "begin"})
     await asyncio.sleep(0.5)
     log.info("end", extra={"event": "end"})
-if sys.argv[1] == "sync":
-    run_program("w", lambda s: run_sync_loop("w", s, run_once))
-else:
-    run_program("w", lambda s: run_async_loop("w", s, run_once_async))
-"""
+""",
+}
 CRASHING_MAIN = """
 import sys
 from common.program import run_program
@@ -105,12 +101,12 @@ class Program:
         self.proc.communicate(timeout=10)
 
 
-@pytest.mark.parametrize("module", ["services.sync_worker", "services.async_worker"])
+@pytest.mark.parametrize("module", ["tests.fixtures.sync_worker", "tests.fixtures.async_worker"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_worker_stops_at_once_despite_a_long_sleep(
     tmp_path: Path, module: str, signum: signal.Signals
 ) -> None:
-    """A worker sleeping 30 s between iterations exits 0 within 1 s of SIGTERM/SIGINT."""
+    """A worker waiting 30 s between units of work exits 0 within 1 s of SIGTERM/SIGINT."""
     program = Program(["-m", module], program_env(tmp_path, loop_sleep_seconds="30"))
     try:
         program.wait_for("startup_success")
@@ -131,7 +127,8 @@ def test_worker_stops_at_once_despite_a_long_sleep(
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_iteration_in_flight_finishes_before_the_stop(tmp_path: Path, kind: str) -> None:
     """SIGTERM during run_once: the call completes, then the worker stops with exit 0."""
-    program = Program(["-c", SLOW_ITERATION, kind], program_env(tmp_path))
+    env = program_env(tmp_path) | write_worker(tmp_path / "pkgs", "slow", WORKERS["slow", kind])
+    program = Program(["-m", "slow"], env)
     try:
         program.wait_for("begin")
         program.proc.send_signal(signal.SIGTERM)
@@ -150,7 +147,9 @@ def test_exception_in_run_once_is_logged_counted_and_the_loop_goes_on(
     tmp_path: Path, kind: str
 ) -> None:
     """run_once raising is an ERROR line with exception_type and stack; iterations continue."""
-    program = Program(["-c", FAILING_LOOP, kind], program_env(tmp_path, loop_sleep_seconds="0.05"))
+    env = program_env(tmp_path, loop_sleep_seconds="0.05")
+    env |= write_worker(tmp_path / "pkgs", "failing", WORKERS["failing", kind])
+    program = Program(["-m", "failing"], env)
     try:
         failure = program.wait_for("iteration_failed")
         time.sleep(0.3)
@@ -193,7 +192,8 @@ def test_crash_in_the_machinery_exits_1_with_a_crashed_line(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    "module", ["services.sync_worker", "services.async_worker", "services.metrics_exporter"]
+    "module",
+    ["tests.fixtures.sync_worker", "tests.fixtures.async_worker", "services.metrics_exporter"],
 )
 def test_program_with_bad_config_exits_78(tmp_path: Path, module: str) -> None:
     """Each program refuses bad config on its own: exit 78, one config_invalid line."""
@@ -229,11 +229,29 @@ def test_exporter_reports_an_unknown_host_clearly(tmp_path: Path) -> None:
     assert "(metrics_host, metrics_port)" in record["msg"]
 
 
-def test_worker_without_multiproc_dir_refuses_to_run(tmp_path: Path) -> None:
-    """Started outside the entrypoint (no PROMETHEUS_MULTIPROC_DIR): clear error, exit 1."""
-    env = program_env(tmp_path)
+def test_worker_run_alone_keeps_its_metrics_in_a_temporary_directory(tmp_path: Path) -> None:
+    """python -m <worker> outside supervisord: metrics in a temp dir, named, removed at exit."""
+    env = program_env(tmp_path, loop_sleep_seconds="0.1")
     del env["PROMETHEUS_MULTIPROC_DIR"]
-    result = run_module("services.sync_worker", env)
+    env.pop("SUPERVISOR_ENABLED", None)
+    program = Program(["-m", "tests.fixtures.sync_worker"], env)
+    try:
+        where = program.wait_for("metrics_dir")["msg"].split()[3]
+        program.wait_for("startup_success")
+        assert list(Path(where).glob("*.db"))  # the worker writes its metrics there
+        program.proc.send_signal(signal.SIGTERM)
+        code, err = program.finish()
+    finally:
+        program.close()
+    assert (code, err) == (0, "")
+    assert not Path(where).exists()
+
+
+def test_worker_under_supervisord_without_multiproc_dir_refuses_to_run(tmp_path: Path) -> None:
+    """Under supervisord (SUPERVISOR_ENABLED) the directory must be given: clear error, exit 1."""
+    env = program_env(tmp_path) | {"SUPERVISOR_ENABLED": "1"}
+    del env["PROMETHEUS_MULTIPROC_DIR"]
+    result = run_module("tests.fixtures.sync_worker", env)
     assert result.returncode == 1
     [*_, record] = [json.loads(line) for line in result.stdout.splitlines()]
     assert "PROMETHEUS_MULTIPROC_DIR is not set" in record["msg"]

@@ -301,32 +301,34 @@ def test_app_health_fails_when_nothing_runs(tmp_path: Path) -> None:
 
 
 def make_sync_worker_fatal(stack: Stack) -> None:
-    """Break the config file, then kill the worker: each restart exits 78 until FATAL."""
-    Path(stack.env["APP_CONFIG_PATH"]).write_text("metrics_port: nope\n")
+    """Make the test worker's lifespan crash at every start, then kill it: FATAL after retries."""
+    (stack.runtime_dir / "crash-sync_worker").write_text("")
     os.kill(stack.pid_of("sync_worker"), signal.SIGKILL)
 
 
-def test_bad_config_at_run_time_ends_fatal_after_bounded_spawns(
+def test_crash_at_every_restart_ends_fatal_after_bounded_spawns(
     start_stack: Callable[..., Stack],
 ) -> None:
-    """A worker meeting bad config when restarted exits 78 and is FATAL after 1 + 3 spawns."""
+    """A worker crashing at each start exits 1 and is FATAL after 1 + 3 spawns."""
     stack = start_stack(loop_sleep_seconds="0.2", fail_fast="false")
     stack.wait_ready()
     make_sync_worker_fatal(stack)
     stack.wait_until(
         lambda: " FATAL " in stack.ctl("status", "app:sync_worker").stdout, 30, "FATAL"
     )
-    invalid = [
-        r
-        for r in stack.records()
-        if r["program"] == "sync_worker" and r.get("event") == "config_invalid"
+    crashed = [
+        r for r in stack.records() if r["program"] == "sync_worker" and r.get("event") == "crashed"
     ]
-    assert len(invalid) == 4  # the first spawn and startretries=3 more
+    assert len(crashed) == 4  # the first spawn and startretries=3 more
+    assert crashed[0]["exception_type"] == "RuntimeError"
     log = (stack.runtime_dir / "supervisord.log").read_text()
     assert "gave up: sync_worker entered FATAL state, too many start retries" in log
     health = stack.health()
     assert health.returncode == 1
-    assert json.loads(health.stdout)["problems"] == ["app:sync_worker is FATAL"]
+    assert json.loads(health.stdout)["problems"] == [
+        "sync_worker is stopped (last_iteration)",  # its app_up went 0 as it crashed
+        "app:sync_worker is FATAL",
+    ]
 
 
 def test_fail_fast_stops_the_container_with_exit_code_1(
@@ -335,10 +337,11 @@ def test_fail_fast_stops_the_container_with_exit_code_1(
     """fail_fast (default): a FATAL program stops everything and the entrypoint exits 1.
 
     The last line keeps the identity resolved at start, although the config file
-    that made the program FATAL no longer loads.
+    no longer loads by then.
     """
     stack = start_stack(loop_sleep_seconds="0.2", service_name="billing", instance="pod-7")
     stack.wait_ready()
+    Path(stack.env["APP_CONFIG_PATH"]).write_text("service_name: [broken\n")
     make_sync_worker_fatal(stack)
     assert stack.proc.wait(40) == 1
     stack.kill()

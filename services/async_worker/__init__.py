@@ -1,1 +1,1 @@
-"""The asyncio worker: ``run_once`` in :mod:`services.async_worker.worker` is your work."""
+"""The asyncio worker, long-running: ``serve`` in :mod:`.worker` is your work."""

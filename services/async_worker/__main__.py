@@ -1,30 +1,18 @@
-"""Run the asyncio worker: ``app-async`` or ``python -m services.async_worker``.
+"""Run this folder's worker as its program: ``python -m services.<folder>``.
 
-To add a worker, copy this folder: the program name comes from supervisord
-(``SUPERVISOR_PROCESS_NAME``) or else the folder's name, and ``run_once`` from
-the folder's own ``worker.py``.
+Every worker's ``__main__.py`` is this file: copy the folder, keep it as it is.
+Your code goes in ``worker.py`` (and your settings in ``settings.py``); see
+:mod:`common.worker` for what ``ctx`` holds.
 """
 
 from __future__ import annotations
 
-import sys
-
-from common.config import Settings
-from common.lifecycle import run_async_loop
-from common.program import program_name, run_program
-
-PROGRAM = program_name((__package__ or "").rpartition(".")[2])
-
-
-def _main(settings: Settings) -> None:
-    from .worker import run_once  # imported here: an error in it is logged as JSON
-
-    run_async_loop(PROGRAM, settings, run_once)
+from common.program import run_worker
 
 
 def main() -> None:
-    """Console-script entry point; exits 0 (stopped), 1 (crashed) or 78 (bad config)."""
-    sys.exit(run_program(PROGRAM, _main))
+    """Run the worker; exits 0 (stopped), 1 (crashed) or 78 (bad config)."""
+    run_worker(str(__package__))  # "services.<folder>", however it is started
 
 
 if __name__ == "__main__":

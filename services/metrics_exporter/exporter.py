@@ -144,15 +144,11 @@ def make_app(
     metrics_app = make_wsgi_app(registry)
 
     def ready_report() -> tuple[str, dict[str, Any]]:
-        last: dict[str, float] | None = None
-        up: dict[str, float] = {}
-        if settings.metrics_enabled:
-            last, up = worker_samples(collector.collect())
+        samples = worker_samples(collector.collect()) if settings.metrics_enabled else None
         ready, report = readiness(
             settings.workers,
-            last,
-            up,
-            settings.health_max_age_seconds,
+            samples,
+            lambda name: settings.program(name).health_max_age_seconds,
             now=time.time(),
             processes=process_infos(supervisor),
         )

@@ -1,9 +1,12 @@
-"""Readiness: every worker's last iteration is fresh and supervisord runs every process.
+"""Readiness: every worker is fresh and supervisord runs every process.
 
-A worker is *fresh* when ``now - app_last_iteration_timestamp_seconds`` is at
-most ``health_max_age_seconds``; *stale* when older; *stopped* when its
-``app_up`` is 0 (it stopped cleanly or crashed: no need to wait until it is
-stale); *missing* when it has never finished an iteration. Every process
+A worker's *freshness* is its last heartbeat for a long-running worker (only
+those write ``app_last_heartbeat_timestamp_seconds``) and its last finished
+iteration for a periodic one (``app_last_iteration_timestamp_seconds``). It is
+*fresh* when ``now - that timestamp`` is at most its program's
+``health_max_age_seconds``; *stale* when older; *stopped* when its ``app_up``
+is 0 (it stopped cleanly or crashed: no need to wait until it is stale);
+*missing* when it has written neither yet. Every process
 supervisord runs (programs and the event listener) must be RUNNING, or STARTING
 for the first time: supervisord calls a process RUNNING only once it has lived
 ``startsecs`` (2 s), and requiring that would hold every start of the
@@ -17,63 +20,99 @@ judgement serves ``/readyz`` and, through it, ``app-health``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 LAST_ITERATION = "app_last_iteration_timestamp_seconds"
+LAST_HEARTBEAT = "app_last_heartbeat_timestamp_seconds"
 UP = "app_up"
 
 
-def worker_samples(metric_families: Iterable[Any]) -> tuple[dict[str, float], dict[str, float]]:
-    """``({program: last iteration, unix s}, {program: app_up})`` from collected families.
+@dataclass(frozen=True)
+class Samples:
+    """``{program: value}`` of each gauge readiness reads (timestamps in Unix seconds)."""
+
+    last_iteration: dict[str, float] = field(default_factory=dict)
+    last_heartbeat: dict[str, float] = field(default_factory=dict)
+    up: dict[str, float] = field(default_factory=dict)
+
+
+def worker_samples(metric_families: Iterable[Any]) -> Samples:
+    """The gauges readiness reads, from collected families.
 
     ``metric_families`` are prometheus-client ``Metric`` objects, e.g. from
     ``MultiProcessCollector.collect()``.
     """
-    found: dict[str, dict[str, float]] = {LAST_ITERATION: {}, UP: {}}
+    samples = Samples()
+    found = {LAST_ITERATION: samples.last_iteration, LAST_HEARTBEAT: samples.last_heartbeat,
+             UP: samples.up}  # fmt: skip
     for family in metric_families:
         if family.name in found:
             for sample in family.samples:
                 program = sample.labels.get("program")
                 if program is not None:
                     found[family.name][program] = sample.value
-    return found[LAST_ITERATION], found[UP]
+    return samples
+
+
+def judge(name: str, samples: Samples, max_age_seconds: float, now: float) -> dict[str, Any]:
+    """One worker's ``{"status", "freshness", "age_seconds", "max_age_seconds"}``.
+
+    ``freshness`` is the gauge judged ("last_heartbeat" or "last_iteration"),
+    None while the worker has written neither (missing).
+    """
+    freshness, stamp = None, None
+    for gauge, values in ((LAST_HEARTBEAT, samples.last_heartbeat),
+                          (LAST_ITERATION, samples.last_iteration)):  # fmt: skip
+        if values.get(name):  # a mostrecent gauge never set is not exported (or 0)
+            freshness, stamp = (
+                gauge.removeprefix("app_").removesuffix("_timestamp_seconds"),
+                values[name],
+            )
+            break
+    age = None if stamp is None else round(max(0.0, now - stamp), 3)
+    if age is None:
+        status = "missing"
+    elif samples.up.get(name) == 0:
+        status = "stopped"
+    else:
+        status = "fresh" if age <= max_age_seconds else "stale"
+    return {
+        "status": status,
+        "freshness": freshness,
+        "age_seconds": age,
+        "max_age_seconds": max_age_seconds,
+    }
 
 
 def readiness(
     workers: Iterable[str],
-    last: dict[str, float] | None,
-    up: dict[str, float],
-    max_age_seconds: float,
+    samples: Samples | None,
+    max_age_seconds: Callable[[str], float],
     *,
     now: float,
     processes: list[dict[str, Any]] | str,
 ) -> tuple[bool, dict[str, Any]]:
     """Judge each worker and each process; return ``(ready, report)`` with a JSON-ready ``report``.
 
-    ``last`` is None when freshness is not checked (``metrics_enabled`` false).
-    ``processes`` is supervisord's ``getAllProcessInfo()`` (dicts with ``group``,
-    ``name``, ``statename``, ``stop``), or why supervisord could not be asked;
-    ``report["processes"]`` is ``{"group:name": state name}``. ``report["programs"][name]`` is
-    ``{"status": "fresh"|"stale"|"stopped"|"missing", "age_seconds": float | None}``;
-    ``report["not_ready"]`` lists the non-fresh workers; ``report["problems"]``
-    says in words what is wrong (empty when ready).
+    ``samples`` is None when freshness is not checked (``metrics_enabled``
+    false); ``max_age_seconds(program)`` is that program's bound. ``processes``
+    is supervisord's ``getAllProcessInfo()`` (dicts with ``group``, ``name``,
+    ``statename``, ``stop``), or why supervisord could not be asked;
+    ``report["processes"]`` is ``{"group:name": state name}``.
+    ``report["programs"][name]`` is :func:`judge`'s dict (``status`` "fresh",
+    "stale", "stopped" or "missing"; ``freshness`` "last_heartbeat" or
+    "last_iteration"); ``report["not_ready"]`` lists the non-fresh workers;
+    ``report["problems"]`` says in words what is wrong (empty when ready).
     """
     programs: dict[str, dict[str, Any]] = {}
     for name in workers:
-        if last is None:
+        if samples is None:
             break
-        stamp = last.get(name)
-        age = None if stamp is None else round(max(0.0, now - stamp), 3)
-        if age is None:
-            status = "missing"
-        elif up.get(name) == 0:
-            status = "stopped"
-        else:
-            status = "fresh" if age <= max_age_seconds else "stale"
-        programs[name] = {"status": status, "age_seconds": age}
+        programs[name] = judge(name, samples, max_age_seconds(name), now)
     not_ready = [name for name, state in programs.items() if state["status"] != "fresh"]
-    problems = [f"{name} is {programs[name]['status']}" for name in not_ready]
+    problems = [_worker_problem(name, programs[name]) for name in not_ready]
     if isinstance(processes, str):
         problems.append(processes)
         states: dict[str, str] | str = processes
@@ -85,12 +124,17 @@ def readiness(
     report = {
         "ready": not problems,
         "problems": problems,
-        "max_age_seconds": max_age_seconds if last is not None else None,
         "not_ready": not_ready,
         "programs": programs,
         "processes": states,
     }
     return not problems, report
+
+
+def _worker_problem(name: str, judged: dict[str, Any]) -> str:
+    if judged["freshness"] is None:
+        return f"{name} is missing (no heartbeat and no finished iteration yet)"
+    return f"{name} is {judged['status']} ({judged['freshness']})"
 
 
 def _process_up(info: dict[str, Any]) -> bool:

@@ -1,1 +1,1 @@
-"""The blocking worker: ``run_once`` in :mod:`services.sync_worker.worker` is your work."""
+"""The blocking worker, periodic: ``run_once`` in :mod:`.worker` is your work."""

@@ -1,0 +1,271 @@
+"""The full load behind :func:`common.config.load_settings`: every source, every problem.
+
+For each declared field (:func:`common.settings.declared_fields`), the values
+given are gathered from the YAML file and the environment (``APP_X``, or the
+file named by ``APP_X_FILE``), each is converted (also a file value that the
+environment overrides), and the last one wins. Problems name the key (a
+program's as ``programs.<program>.<key>``), the source (``env APP_X``,
+``config.yml line 4``, ``file /run/secrets/x (env APP_X_FILE)``) and what was
+expected; all of them are raised at once in one :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from common import converters as conv
+from common.config import (
+    COMPUTED,
+    CONFIG_PATH_ENV,
+    DEFAULT_CONFIG_PATH,
+    ENV_PREFIX,
+    MAX_CONFIG_BYTES,
+    MAX_SOCKET_PATH,
+    PER_PROGRAM,
+    ConfigError,
+    Problem,
+    ProgramSettings,
+    Settings,
+    default_health_max_age,
+    env_name,
+    is_secret,
+    suggest,
+)
+from common.settings import Field, Seconds, converter_for, declared_fields
+from common.yamlfile import PROGRAMS_KEY, read_config_file
+
+MAX_SECRET_FILE_BYTES = 1024 * 1024
+Given = dict[str, tuple[object, str]]  # key -> (raw value, source)
+
+
+def load(environ: Mapping[str, str], declarations: Mapping[str, type | None]) -> Settings:
+    """Read the environment and the config file; see :func:`common.config.load_settings`."""
+    path_value = environ.get(CONFIG_PATH_ENV)
+    if path_value == "":
+        problem = "expected a file path, got ''; unset it to use config.yml"
+        raise ConfigError([Problem(CONFIG_PATH_ENV, f"env {CONFIG_PATH_ENV}", problem)])
+    path = Path(path_value or DEFAULT_CONFIG_PATH)
+    config = read_config_file(path, path_value is not None, MAX_CONFIG_BYTES)
+    problems = list(config.problems)
+
+    computed = {f.name for f in dataclasses.fields(Settings) if COMPUTED in f.metadata}
+    fields = [
+        dataclasses.replace(f, default=_Computed()) if f.key in computed else f
+        for f in declared_fields(Settings)
+    ]
+    keys = (*(f.key for f in fields), PROGRAMS_KEY)
+    given: Given = {}
+    for key, (value, line) in config.values.items():
+        if key in keys:
+            given[key] = (value, f"{path} line {line}")
+        else:
+            problems.append(Problem(key, f"{path} line {line}", "unknown key" + suggest(key, keys)))
+    values, sources = resolve(fields, given, environ, None, problems)
+    loop = values.get("loop_sleep_seconds")
+    max_age_set = sources["health_max_age_seconds"] != "default"
+    if not max_age_set and loop is not None:
+        values["health_max_age_seconds"] = default_health_max_age(loop)
+    _check_max_age(values, sources, "", problems)
+
+    names = tuple(declarations)
+    for name, (_section, line) in config.programs.items():
+        if name not in declarations:
+            detail = "no worker program of that name" + suggest(name, names)
+            problems.append(Problem(f"{PROGRAMS_KEY}.{name}", f"{path} line {line}", detail))
+    _check_program_env(environ, declarations, problems)
+    programs = {}
+    if "loop_sleep_seconds" in values and "health_max_age_seconds" in values:
+        for name, cls in declarations.items():
+            section = config.programs.get(name, ({}, 0))[0]
+            file_given = {k: (v, f"{path} line {line}") for k, (v, line) in section.items()}
+            found = _program(
+                name,
+                cls,
+                given=file_given,
+                environ=environ,
+                shared=values,
+                max_age_set=max_age_set,
+                problems=problems,
+            )
+            if found is not None:
+                programs[name] = found
+    if problems:
+        raise ConfigError(problems)
+
+    if sources["instance"] == "default":
+        import socket  # only here: 10 ms that the healthcheck and snapshot readers skip
+
+        values["instance"] = socket.gethostname() or "localhost"
+    values["runtime_dir"] = Path(values["runtime_dir"]).absolute()
+    settings = Settings(**values, programs=programs, sources=sources)
+    sock = len(str(settings.supervisor_socket).encode())
+    if sock > MAX_SOCKET_PATH:
+        detail = f"too long: the socket path in it would be {sock} bytes, at most {MAX_SOCKET_PATH}"
+        raise ConfigError([Problem("runtime_dir", sources["runtime_dir"], detail)])
+    return settings
+
+
+def resolve(
+    fields: list[Field],
+    given: Given,
+    environ: Mapping[str, str],
+    program: str | None,
+    problems: list[Problem],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``(values, sources)`` of ``fields``: the file's ``given`` values, then the environment.
+
+    A field left unset gets its default (none for a computed one, which the
+    caller derives); a required field left unset is a problem.
+    """
+    prefix = "" if program is None else f"{PROGRAMS_KEY}.{program}."
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for item in fields:
+        candidates = [given[item.key]] if item.key in given else []
+        from_env = _from_env(environ, env_name(item.key, program), prefix + item.key, problems)
+        if from_env is not None:
+            candidates.append(from_env)
+        sources[item.key] = "default"
+        if not candidates:
+            if item.required:
+                where = f"set {env_name(item.key, program)} or {prefix}{item.key} in the file"
+                problems.append(Problem(prefix + item.key, "default", f"required: {where}"))
+            elif not isinstance(item.default, _Computed):
+                values[item.key] = item.default
+            continue
+        for value, source in candidates:
+            sources[item.key] = source
+            try:
+                values[item.key] = item.convert(value)
+            except ValueError as exc:
+                hint = ""
+                if value == "" and source.startswith("env "):
+                    hint = "; unset the variable to use the file's value or the default"
+                secret = item.secret or is_secret(item.key)
+                shown = "<redacted>" if secret else conv.shown(value)
+                problems.append(Problem(prefix + item.key, source, f"{exc}, got {shown}{hint}"))
+    return values, sources
+
+
+def _from_env(
+    environ: Mapping[str, str], name: str, key: str, problems: list[Problem]
+) -> tuple[object, str] | None:
+    """``(value, source)`` from ``name`` or the file named by ``name_FILE``; None if unset."""
+    file_var = name + "_FILE"
+    if file_var not in environ:
+        return (environ[name], f"env {name}") if name in environ else None
+    if name in environ:
+        problems.append(Problem(key, f"env {name} and env {file_var}", "both are set: unset one"))
+        return None
+    where = environ[file_var]
+    try:
+        with open(where, "rb") as handle:
+            data = handle.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as exc:
+        detail = f"cannot read the file {where!r}: {exc.strerror or exc}"
+        problems.append(Problem(key, f"env {file_var}", detail))
+        return None
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        detail = f"the file {where!r} is larger than {MAX_SECRET_FILE_BYTES} bytes"
+        problems.append(Problem(key, f"env {file_var}", detail))
+        return None
+    text = data.decode("utf-8", "surrogateescape")
+    text = text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text
+    return text, f"file {where} (env {file_var})"
+
+
+class _Computed:
+    """The default of a field that :func:`load` derives (``health_max_age_seconds``...)."""
+
+
+def _check_max_age(
+    values: dict[str, Any], sources: dict[str, str], prefix: str, problems: list[Problem]
+) -> None:
+    max_age, loop = values.get("health_max_age_seconds"), values.get("loop_sleep_seconds")
+    if max_age is not None and loop is not None and max_age <= loop:
+        detail = f"must be greater than loop_sleep_seconds ({loop:g}), or workers are always stale"
+        key = prefix + "health_max_age_seconds"
+        problems.append(Problem(key, sources["health_max_age_seconds"], detail))
+
+
+def _program(
+    name: str,
+    cls: type | None,
+    *,
+    given: Given,
+    environ: Mapping[str, str],
+    shared: dict[str, Any],
+    max_age_set: bool,
+    problems: list[Problem],
+) -> ProgramSettings | None:
+    """One program's section: the per-program built-ins, then its declared settings."""
+    prefix = f"{PROGRAMS_KEY}.{name}."
+    convert, _ = converter_for(Seconds)
+    loop_default = shared["loop_sleep_seconds"]
+    builtins = [Field("loop_sleep_seconds", convert, loop_default, float, False)]
+    builtins.append(Field("health_max_age_seconds", convert, _Computed(), float, False))
+    own_fields: list[Field] = []
+    if cls is not None:
+        try:
+            own_fields = list(declared_fields(cls))
+        except TypeError as exc:
+            problems.append(Problem(prefix.rstrip("."), f"module {cls.__module__}", str(exc)))
+            return None
+        clash = [f.key for f in own_fields if f.key in PER_PROGRAM]
+        if clash:
+            detail = f"declares {clash[0]!r}, a built-in per-program setting: rename it"
+            problems.append(Problem(prefix + clash[0], f"module {cls.__module__}", detail))
+            return None
+    keys = (*PER_PROGRAM, *(f.key for f in own_fields))
+    for key, (_value, source) in given.items():
+        if key not in keys:
+            problems.append(Problem(prefix + key, source, "unknown key" + suggest(key, keys)))
+    before = len(problems)
+    values, sources = resolve([*builtins, *own_fields], given, environ, name, problems)
+    if "loop_sleep_seconds" in values and sources["health_max_age_seconds"] == "default":
+        values["health_max_age_seconds"] = (
+            shared["health_max_age_seconds"]
+            if max_age_set
+            else default_health_max_age(values["loop_sleep_seconds"])
+        )
+        if max_age_set:
+            sources["health_max_age_seconds"] = "top-level health_max_age_seconds"
+    _check_max_age(values, sources, prefix, problems)
+    if len(problems) > before:
+        return None
+    own = None
+    if cls is not None:
+        try:
+            own = cls(**{f.key: values[f.key] for f in own_fields})
+        except (ValueError, TypeError) as exc:  # the declaration's own checks (__post_init__)
+            problems.append(Problem(prefix.rstrip("."), f"checks of {cls.__qualname__}", str(exc)))
+            return None
+    builtin_values = {key: values[key] for key in PER_PROGRAM}
+    return ProgramSettings(name, **builtin_values, own=own, sources=sources)
+
+
+def _check_program_env(
+    environ: Mapping[str, str], declarations: Mapping[str, type | None], problems: list[Problem]
+) -> None:
+    """An ``APP_<PROGRAM>__<KEY>`` variable must name a known program (keys: see _program)."""
+    by_env = {env_name("x", name).removesuffix("__X"): name for name in declarations}
+    for var in sorted(environ):
+        if not var.startswith(ENV_PREFIX) or "__" not in var:
+            continue
+        head = var.partition("__")[0]
+        if head not in by_env:
+            detail = "no worker program of that name" + suggest(head, tuple(by_env))
+            problems.append(Problem(var, f"env {var}", detail))
+            continue
+        name = by_env[head]
+        key = var.partition("__")[2].lower()
+        cls = declarations[name]
+        keys = list(PER_PROGRAM)
+        if cls is not None and dataclasses.is_dataclass(cls):
+            keys += [f.name for f in dataclasses.fields(cls)]
+        if key not in keys and not (key.endswith("_file") and key[:-5] in keys):
+            detail = "unknown key" + suggest(key, tuple(keys))
+            problems.append(Problem(f"{PROGRAMS_KEY}.{name}.{key}", f"env {var}", detail))

@@ -1,0 +1,106 @@
+"""The resolved settings, written once by ``app-entrypoint`` and read by every program.
+
+``app-entrypoint`` validates every setting of every program before anything
+starts and writes the result to ``<runtime_dir>/settings.json`` (mode 0600: it
+holds the secrets' values), then names it in ``APP_RESOLVED_SETTINGS``. A
+program that supervisord starts or restarts reads that file: it needs neither
+PyYAML nor the loader, and every restart runs with the settings the container
+was validated with (a config file edited while the container runs is read at
+the next container start, not by a restarted program).
+
+Shape: ``{"shared": {key: [value, source]}, "programs": {name: {key: [value,
+source]}}}``, values as :func:`common.settings.encode` writes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from common.config import (
+    PER_PROGRAM,
+    ConfigError,
+    Problem,
+    ProgramSettings,
+    Settings,
+)
+from common.settings import URL, Secret, declared_fields, encode
+
+FILE_NAME = "settings.json"
+
+
+def write_snapshot(settings: Settings, path: Path) -> None:
+    """Write ``settings`` (every program's section too) to ``path``, mode 0600, atomically."""
+    shared = {key: [encode(getattr(settings, key)), src] for key, src in settings.sources.items()}
+    programs: dict[str, Any] = {}
+    for name, section in settings.programs.items():
+        values = {key: getattr(section, key) for key in PER_PROGRAM}
+        if section.own is not None:
+            values |= {
+                f.key: getattr(section.own, f.key) for f in declared_fields(type(section.own))
+            }
+        programs[name] = {
+            k: [encode(v), section.sources.get(k, "default")] for k, v in values.items()
+        }
+    data = json.dumps({"shared": shared, "programs": programs}).encode()
+    partial = path.with_name(path.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(partial, path)
+
+
+def read_snapshot(path: Path, declarations: Mapping[str, type | None]) -> Settings:
+    """The :class:`Settings` in ``path``; own settings rebuilt for ``declarations``' programs.
+
+    Raises :class:`ConfigError` if the file cannot be read or does not match
+    the declarations (the code changed since the container started).
+    """
+    where = f"env APP_RESOLVED_SETTINGS ({path})"
+    try:
+        data = json.loads(path.read_bytes())
+        shared = {key: value for key, (value, _src) in data["shared"].items()}
+        sources = {key: src for key, (_value, src) in data["shared"].items()}
+        shared["runtime_dir"] = Path(shared["runtime_dir"])
+        shared["workers"] = tuple(shared["workers"])
+        programs = {
+            name: _program(name, section, declarations.get(name))
+            for name, section in data["programs"].items()
+        }
+        return Settings(**shared, programs=programs, sources=sources)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        detail = f"cannot read the resolved settings: {type(exc).__name__}: {exc}"
+        raise ConfigError([Problem("resolved settings", where, detail)]) from None
+
+
+def _program(name: str, section: dict[str, Any], cls: type | None) -> ProgramSettings:
+    values = {key: value for key, (value, _src) in section.items()}
+    sources = {key: src for key, (_value, src) in section.items()}
+    own = None
+    if cls is not None:
+        kwargs = {f.key: _decode(f.type, values[f.key]) for f in declared_fields(cls)}
+        own = cls(**kwargs)
+    builtins = {key: values[key] for key in PER_PROGRAM}
+    return ProgramSettings(name, **builtins, own=own, sources=sources)
+
+
+def _decode(annotation: Any, value: Any) -> Any:
+    """The value :func:`common.settings.encode` wrote, as the field's type holds it."""
+    import typing
+
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if annotation is Secret:
+        return Secret(value)
+    if annotation is URL:
+        return URL(value)
+    if annotation is Path:
+        return Path(value)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
