@@ -232,7 +232,10 @@ def test_config_example_matches_the_defaults(tmp_path: Path) -> None:
     assert set(settings.programs) == set(declared)
     for name, section in settings.programs.items():
         default = defaults.programs[name]
-        assert (section.own, section.loop_sleep_seconds) == (default.own, default.loop_sleep_seconds)
+        assert (section.own, section.loop_sleep_seconds) == (
+            default.own,
+            default.loop_sleep_seconds,
+        )
         assert set(section.sources.values()) - {"default"}, name  # the example sets some keys
 
 

@@ -220,7 +220,8 @@ def test_missing_worker_alert_covers_every_worker_program() -> None:
         }, program
     assert programs == sorted(WORKERS), (
         f"AppWorkerMissing watches {programs}, supervisord.conf has workers {list(WORKERS)}: "
-        f'add or remove an `or absent(...{{program="<name>"}})` in {ALERTS}'
+        "add or remove an `or (absent(app_last_iteration_timestamp_seconds{...program=...})"
+        f" and absent(app_last_heartbeat_timestamp_seconds{{...}}))` in {ALERTS}"
     )
 
 

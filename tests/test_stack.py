@@ -117,13 +117,16 @@ def test_promtool_accepts_the_exposition(running_stack: Stack, tmp_path: Path) -
 
 
 def test_healthz_and_readyz_answer_200(running_stack: Stack) -> None:
-    """/healthz is 200; /readyz is 200 with every worker fresh."""
+    """/healthz is 200; /readyz is 200 with every worker fresh, each by its shape's freshness."""
     assert http_get(running_stack.url("/healthz"))[0] == 200
     status, body = http_get(running_stack.url("/readyz"))
     report = json.loads(body)
     assert status == 200
     assert report["ready"] is True
     assert {report["programs"][p]["status"] for p in WORKERS} == {"fresh"}
+    # the test workers: sync_worker runs run_once, async_worker serves and heartbeats
+    assert report["programs"]["sync_worker"]["freshness"] == "last_iteration"
+    assert report["programs"]["async_worker"]["freshness"] == "last_heartbeat"
 
 
 def test_app_health_reports_healthy(running_stack: Stack) -> None:

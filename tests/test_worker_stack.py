@@ -1,0 +1,112 @@
+"""Workers under the real entrypoint and supervisord: sections checked first, snapshot, stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import BIN, Stack, base_env, fixture_conf, free_port, http_get
+
+
+def entrypoint(tmp_path: Path, yaml_text: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run app-entrypoint with the test workers' supervisord.conf until it exits."""
+    workdir = tmp_path / "app"
+    workdir.mkdir()
+    (workdir / "supervisord.conf").write_text(fixture_conf())
+    environ = base_env(tmp_path / "run", free_port()) | env
+    Path(environ["APP_CONFIG_PATH"]).write_text(yaml_text)
+    return subprocess.run(
+        [str(BIN / "app-entrypoint")], cwd=workdir, env=environ, capture_output=True,
+        text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+def test_every_programs_section_is_checked_before_anything_starts(tmp_path: Path) -> None:
+    """Problems in two programs' sections and the environment: one line, exit 78, nothing run."""
+    secret = tmp_path / "token"
+    result = entrypoint(
+        tmp_path,
+        "programs:\n  sync_worker:\n    limit: 11\n    greting: hi\n  async_workr: {}\n",
+        APP_ASYNC_WORKER__LOOP_SLEEP_SECONDS="0",
+        APP_SYNC_WORKER__TOKEN_FILE=str(secret),
+    )
+    assert result.returncode == 78, result.stdout
+    [*_, line] = result.stdout.splitlines()
+    record = json.loads(line)
+    assert (record["event"], record["program"]) == ("config_invalid", "entrypoint")
+    problems = sorted(record["problems"])
+    assert len(problems) == 5, problems
+    assert problems[0].startswith("programs.async_worker.loop_sleep_seconds (env APP_ASYNC_WORKER")
+    assert problems[1].startswith("programs.async_workr (")
+    assert problems[1].endswith("did you mean 'async_worker'?")
+    assert problems[2].endswith("unknown key; did you mean 'greeting'?")
+    assert "expected an integer in 1..10, got 11" in problems[3]
+    assert problems[4].startswith(
+        "programs.sync_worker.token (env APP_SYNC_WORKER__TOKEN_FILE): cannot read the file"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_restarted_programs_keep_the_settings_the_container_started_with(
+    start_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    """A config file edited while running does not reach a restarted worker (the snapshot)."""
+    config = tmp_path / "config.yml"
+    config.write_text("programs:\n  sync_worker:\n    greeting: first\n")
+    stack = start_stack(extra_env={"APP_CONFIG_PATH": str(config)}, loop_sleep_seconds="0.2")
+    stack.wait_ready()
+    config.write_text("programs:\n  sync_worker:\n    greting: second\n")  # and a typo
+    os.kill(stack.pid_of("sync_worker"), signal.SIGKILL)
+
+    def greeted_twice() -> bool:
+        return len([r for r in stack.records() if r.get("event") == "greeting"]) == 2
+
+    stack.wait_until(greeted_twice, 15, "the restarted worker's greeting")
+    greetings = [r["msg"] for r in stack.records() if r.get("event") == "greeting"]
+    assert greetings == ["greeting first", "greeting first"]
+    snapshot = stack.runtime_dir / "settings.json"
+    assert oct(snapshot.stat().st_mode & 0o777) == "0o600"
+
+
+def test_per_program_settings_reach_readiness(start_stack: Callable[..., Stack]) -> None:
+    """Each worker is judged with its own health_max_age_seconds, reported in /readyz."""
+    stack = start_stack(
+        loop_sleep_seconds="0.2",
+        sync_worker__health_max_age_seconds="7",
+        async_worker__loop_sleep_seconds="0.1",
+    )
+    stack.wait_ready()
+    report = json.loads(http_get(stack.url("/readyz"))[1])
+    assert report["programs"]["sync_worker"]["max_age_seconds"] == 7
+    assert report["programs"]["async_worker"]["max_age_seconds"] == 30
+
+
+def test_a_worker_that_ignores_the_stop_is_killed_and_named(tmp_path: Path) -> None:
+    """A run_once that never returns: SIGKILL after stopwaitsecs, one stop_timeout line."""
+    workdir = tmp_path / "app"
+    workdir.mkdir()
+    conf = re.sub(r"stopwaitsecs=\d+", "stopwaitsecs=1", fixture_conf())
+    (workdir / "supervisord.conf").write_text(conf)
+    stack = Stack(tmp_path / "stack", {"loop_sleep_seconds": "0.2"}, cwd=workdir)
+    try:
+        stack.wait_ready()
+        (stack.runtime_dir / "hang-sync_worker").write_text("")
+        stack.wait_until(
+            lambda: any(r.get("event") == "hanging" for r in stack.records()), 10, "hanging"
+        )
+        elapsed = stack.stop()
+    finally:
+        stack.kill()
+    assert stack.proc.returncode == 0
+    assert 1.0 <= elapsed < 3.0
+    [line] = [r for r in stack.records() if r.get("event") == "stop_timeout"]
+    assert (line["stopped_program"], line["stopwaitsecs"], line["level"]) == (
+        "sync_worker", 1, "ERROR",
+    )  # fmt: skip
+    assert "supervisord kills it with SIGKILL" in line["msg"]
+    assert stack.leftovers() == []
