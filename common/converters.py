@@ -70,7 +70,7 @@ def integer(value: object, low: int, high: int) -> int:
     expected = f"an integer in {low}..{high}"
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f"expected {expected}")
-    if isinstance(value, str) and not re.fullmatch(r"\s*-?[0-9]+\s*", value):
+    if isinstance(value, str) and not re.fullmatch(r"\s*-?[0-9]{1,40}\s*", value):
         raise ValueError(f"expected {expected}")  # int() would take "8_0" and other digits
     number = int(value) if isinstance(value, str) else value
     if not low <= number <= high:
@@ -90,7 +90,7 @@ def positive_seconds(value: object) -> float:
         raise ValueError(f"expected {expected}")
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a YAML int too large for a float
         raise ValueError(f"expected {expected}") from None
     if not (math.isfinite(number) and 0 < number <= MAX_SECONDS):
         raise ValueError(f"expected {expected}")
@@ -140,7 +140,7 @@ def number(value: object, low: float, high: float) -> float:
         raise ValueError(f"expected {expected}")
     try:
         result = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ValueError(f"expected {expected}") from None
     if not (math.isfinite(result) and low <= result <= high):
         raise ValueError(f"expected {expected}")

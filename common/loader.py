@@ -34,7 +34,7 @@ from common.config import (
     is_secret,
     suggest,
 )
-from common.settings import Field, Seconds, converter_for, declared_fields
+from common.settings import Field, Seconds, converter_for, declared_fields, encode
 from common.yamlfile import PROGRAMS_KEY, read_config_file
 
 MAX_SECRET_FILE_BYTES = 1024 * 1024
@@ -77,21 +77,23 @@ def load(environ: Mapping[str, str], declarations: Mapping[str, type | None]) ->
             problems.append(Problem(f"{PROGRAMS_KEY}.{name}", f"{path} line {line}", detail))
     _check_program_env(environ, declarations, problems)
     programs = {}
-    if "loop_sleep_seconds" in values and "health_max_age_seconds" in values:
-        for name, cls in declarations.items():
-            section = config.programs.get(name, ({}, 0))[0]
-            file_given = {k: (v, f"{path} line {line}") for k, (v, line) in section.items()}
-            found = _program(
-                name,
-                cls,
-                given=file_given,
-                environ=environ,
-                shared=values,
-                max_age_set=max_age_set,
-                problems=problems,
-            )
-            if found is not None:
-                programs[name] = found
+    # Top-level values that failed (their problem is recorded) give way to the
+    # defaults, so that every program's section is still checked.
+    shared = {"loop_sleep_seconds": 5.0, "health_max_age_seconds": 30.0} | values
+    for name, cls in declarations.items():
+        section = config.programs.get(name, ({}, 0))[0]
+        file_given = {k: (v, f"{path} line {line}") for k, (v, line) in section.items()}
+        found = _program(
+            name,
+            cls,
+            given=file_given,
+            environ=environ,
+            shared=shared,
+            max_age_set=max_age_set,
+            problems=problems,
+        )
+        if found is not None:
+            programs[name] = found
     if problems:
         raise ConfigError(problems)
 
@@ -134,8 +136,7 @@ def resolve(
                 where = f"set {env_name(item.key, program)} or {prefix}{item.key} in the file"
                 problems.append(Problem(prefix + item.key, "default", f"required: {where}"))
             elif not isinstance(item.default, _Computed):
-                values[item.key] = item.default
-            continue
+                candidates.append((encode(item.default), "default"))  # checked like any value
         for value, source in candidates:
             sources[item.key] = source
             try:
@@ -144,6 +145,8 @@ def resolve(
                 hint = ""
                 if value == "" and source.startswith("env "):
                     hint = "; unset the variable to use the file's value or the default"
+                if source == "default":
+                    hint = "; the declared default is wrong"
                 secret = item.secret or is_secret(item.key)
                 shown = "<redacted>" if secret else conv.shown(value)
                 problems.append(Problem(prefix + item.key, source, f"{exc}, got {shown}{hint}"))
@@ -240,8 +243,9 @@ def _program(
     if cls is not None:
         try:
             own = cls(**{f.key: values[f.key] for f in own_fields})
-        except (ValueError, TypeError) as exc:  # the declaration's own checks (__post_init__)
-            problems.append(Problem(prefix.rstrip("."), f"checks of {cls.__qualname__}", str(exc)))
+        except Exception as exc:  # the declaration's own checks (__post_init__)
+            detail = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            problems.append(Problem(prefix.rstrip("."), f"checks of {cls.__qualname__}", detail))
             return None
     builtin_values = {key: values[key] for key in PER_PROGRAM}
     return ProgramSettings(name, **builtin_values, own=own, sources=sources)
@@ -261,11 +265,13 @@ def _check_program_env(
             problems.append(Problem(var, f"env {var}", detail))
             continue
         name = by_env[head]
-        key = var.partition("__")[2].lower()
         cls = declarations[name]
         keys = list(PER_PROGRAM)
         if cls is not None and dataclasses.is_dataclass(cls):
             keys += [f.name for f in dataclasses.fields(cls)]
-        if key not in keys and not (key.endswith("_file") and key[:-5] in keys):
-            detail = "unknown key" + suggest(key, tuple(keys))
+        names = {env_name(key, name): key for key in keys}  # env names are case-sensitive
+        known = set(names) | {n + "_FILE" for n in names}
+        if var not in known:
+            key = var.partition("__")[2].lower()
+            detail = "unknown key" + suggest(var, tuple(sorted(known)))
             problems.append(Problem(f"{PROGRAMS_KEY}.{name}.{key}", f"env {var}", detail))

@@ -125,7 +125,9 @@ def converter_for(annotation: Any) -> tuple[Converter, bool]:
     if annotation in _BY_TYPE:
         return _BY_TYPE[annotation], annotation is Secret
     if typing.get_origin(annotation) is Literal:
-        choices = tuple(str(choice) for choice in typing.get_args(annotation))
+        choices = typing.get_args(annotation)
+        if not all(isinstance(choice, str) for choice in choices):
+            raise TypeError("a Literal setting takes strings only (an env value is text)")
         return _choice(choices), False
     if typing.get_origin(annotation) is tuple and typing.get_args(annotation) == (str, ...):
         return conv.string_list, False
@@ -151,7 +153,13 @@ def declared_fields(cls: type) -> tuple[Field, ...]:
     """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls.__module__}.{cls.__qualname__} is not a dataclass")
-    hints = typing.get_type_hints(cls, include_extras=True)
+    try:
+        hints = typing.get_type_hints(cls, include_extras=True)
+    except NameError as exc:  # a type imported under TYPE_CHECKING only, say
+        raise TypeError(
+            f"{cls.__module__}.{cls.__qualname__}: cannot resolve an annotation ({exc});"
+            " import its types at module level"
+        ) from None
     result = []
     for item in dataclasses.fields(cls):
         if not item.init or RESOLVED in item.metadata:
@@ -168,14 +176,18 @@ def declared_fields(cls: type) -> tuple[Field, ...]:
 
 
 def encode(value: Any) -> Any:
-    """``value`` as JSON can hold it (for the resolved snapshot): Path/URL/Secret as text."""
+    """``value`` as JSON holds it and its converter reads it again (the snapshot, defaults).
+
+    Secret as its text, tuples as lists, str/int/float/bool/None as they are,
+    anything else (a Path, a custom converter's object) as ``str(value)``.
+    """
     if isinstance(value, Secret):
         return value.reveal()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, tuple):
-        return list(value)
-    return value
+    if isinstance(value, tuple | list):
+        return [encode(item) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
 
 
 def shown(value: Any, secret: bool) -> Any:

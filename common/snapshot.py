@@ -9,7 +9,9 @@ was validated with (a config file edited while the container runs is read at
 the next container start, not by a restarted program).
 
 Shape: ``{"shared": {key: [value, source]}, "programs": {name: {key: [value,
-source]}}}``, values as :func:`common.settings.encode` writes them.
+source]}}}``, values as :func:`common.settings.encode` writes them; a
+program's own values are read again by their converters, so they come back
+as the types they declare.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from common.config import (
     ProgramSettings,
     Settings,
 )
-from common.settings import URL, Secret, declared_fields, encode
+from common.settings import declared_fields, encode
 
 FILE_NAME = "settings.json"
 
@@ -72,8 +74,11 @@ def read_snapshot(path: Path, declarations: Mapping[str, type | None]) -> Settin
             name: _program(name, section, declarations.get(name))
             for name, section in data["programs"].items()
         }
+        missing = sorted(set(declarations) - set(programs))
+        if missing:
+            raise KeyError(f"no section for {missing}: restart the container after a new worker")
         return Settings(**shared, programs=programs, sources=sources)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         detail = f"cannot read the resolved settings: {type(exc).__name__}: {exc}"
         raise ConfigError([Problem("resolved settings", where, detail)]) from None
 
@@ -82,25 +87,7 @@ def _program(name: str, section: dict[str, Any], cls: type | None) -> ProgramSet
     values = {key: value for key, (value, _src) in section.items()}
     sources = {key: src for key, (_value, src) in section.items()}
     own = None
-    if cls is not None:
-        kwargs = {f.key: _decode(f.type, values[f.key]) for f in declared_fields(cls)}
-        own = cls(**kwargs)
+    if cls is not None:  # each value read again by its converter: the type it declares
+        own = cls(**{f.key: f.convert(values[f.key]) for f in declared_fields(cls)})
     builtins = {key: values[key] for key in PER_PROGRAM}
     return ProgramSettings(name, **builtins, own=own, sources=sources)
-
-
-def _decode(annotation: Any, value: Any) -> Any:
-    """The value :func:`common.settings.encode` wrote, as the field's type holds it."""
-    import typing
-
-    if typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    if annotation is Secret:
-        return Secret(value)
-    if annotation is URL:
-        return URL(value)
-    if annotation is Path:
-        return Path(value)
-    if isinstance(value, list):
-        return tuple(value)
-    return value

@@ -78,6 +78,8 @@ def read_config_file(path: Path, explicit: bool, max_bytes: int) -> ConfigFile:
         return _failed(FILE_KEY, where, f"invalid YAML: {exc.problem}")
     except yaml.YAMLError as exc:
         return _failed(FILE_KEY, source, f"invalid YAML: {exc}")
+    except RecursionError:
+        return _failed(FILE_KEY, source, "invalid YAML: nested too deeply")
     finally:
         loader.dispose()
 
@@ -111,9 +113,11 @@ class _Reader:
                 Problem(where, self._where(node), "expected a mapping of key: value")
             )
             return {}
-        self.loader.flatten_mapping(node)  # resolve merge keys (<<: *anchor)
+        explicit = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
+        self.loader.flatten_mapping(node)  # resolve merge keys (<<: *anchor): merged pairs first
+        merged = len(node.value) - explicit
         values: FileValues = {}
-        for key_node, value_node in node.value:
+        for index, (key_node, value_node) in enumerate(node.value):
             line = key_node.start_mark.line + 1
             key: object = self.construct(key_node, prefix + "<key>")
             if key is _INVALID:
@@ -122,17 +126,22 @@ class _Reader:
                 self.problems.append(
                     Problem(prefix + repr(key), self._where(key_node), "keys must be strings")
                 )
-            elif key in values:
+                continue
+            if key in values and index >= merged and values[key][1] >= 0:
                 first = values[key][1]
                 detail = f"duplicate key (first on line {first})"
                 self.problems.append(Problem(prefix + key, self._where(key_node), detail))
-            elif raw or (not prefix and key == PROGRAMS_KEY):
-                values[key] = (value_node, line)
+                continue
+            # A merged pair is overridden by a later one (YAML merge key spec): its
+            # line is kept negative until an explicit key takes its place.
+            stored_line = line if index >= merged else -line
+            if raw or (not prefix and key == PROGRAMS_KEY):
+                values[key] = (value_node, stored_line)
             else:
                 value = self.construct(value_node, prefix + key)
                 if value is not _INVALID:
-                    values[key] = (value, line)
-        return values
+                    values[key] = (value, stored_line)
+        return {key: (value, abs(line)) for key, (value, line) in values.items()}
 
     def sections(self, entry: tuple[object, int]) -> dict[str, tuple[FileValues, int]]:
         """``programs:`` as ``{program: (its settings, line of its name)}``."""
@@ -147,12 +156,16 @@ class _Reader:
 
         try:
             return self.loader.construct_object(node, deep=True)
-        except (yaml.constructor.ConstructorError, ValueError, TypeError) as exc:
-            problem = getattr(exc, "problem", None) or str(exc)
-            self.problems.append(
-                Problem(key_path, self._where(node, column=True), f"invalid YAML value: {problem}")
-            )
-            return _INVALID
+        except yaml.constructor.ConstructorError as exc:
+            detail = f"invalid YAML value: {exc.problem}"
+        except RecursionError:
+            detail = "invalid YAML value: nested too deeply"
+        except Exception:  # PyYAML's constructors raise ValueError, KeyError, IndexError...
+            # Not the error's text: it may quote the value, and the value may be a secret.
+            detail = f"invalid YAML value: it cannot be read as {node.tag.rpartition(':')[2]}"
+        self.problems.append(Problem(key_path, self._where(node, column=True), detail))
+        return _INVALID
 
 
 _INVALID = object()  # a value PyYAML could not construct (its problem is recorded)
+_MERGE_TAG = "tag:yaml.org,2002:merge"

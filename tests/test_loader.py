@@ -96,7 +96,8 @@ def test_unknown_key_or_program_suggests_the_closest(tmp_path: Path) -> None:
         "APP_PLAN__LOOP_SLEEP_SECONDS (env APP_PLAN__LOOP_SLEEP_SECONDS): no worker program"
         " of that name; did you mean 'APP_PLAIN'?",
         f"programs.fetcher.retires ({config} line 3): unknown key; did you mean 'retries'?",
-        "programs.fetcher.urll (env APP_FETCHER__URLL): unknown key; did you mean 'url'?",
+        "programs.fetcher.urll (env APP_FETCHER__URLL): unknown key;"
+        " did you mean 'APP_FETCHER__URL'?",
         f"programs.fetchr ({config} line 4): no worker program of that name;"
         " did you mean 'fetcher'?",
     ]
@@ -229,3 +230,96 @@ def test_a_declaration_that_shadows_a_built_in_is_refused(tmp_path: Path) -> Non
     path.write_text("")
     with pytest.raises(ConfigError, match="declares 'loop_sleep_seconds', a built-in"):
         load_settings({"APP_CONFIG_PATH": str(path)}, {"w": Shadow})
+
+
+@dataclass(frozen=True)
+class Typed:
+    """A declaration whose field names need care in the environment."""
+
+    apiKey: str = "x"  # noqa: N815 - a camelCase name users may pick
+    n: Annotated[int, between(1, 10)] = 5
+
+
+def load_typed(tmp_path: Path, yaml_text: str = "", **env: str) -> Settings:
+    """Load with one program ``w`` declaring :class:`Typed`."""
+    path = tmp_path / "config.yml"
+    path.write_text(yaml_text)
+    return load_settings({"APP_CONFIG_PATH": str(path)} | env, {"w": Typed})
+
+
+def typed_problems(tmp_path: Path, yaml_text: str = "", **env: str) -> list[str]:
+    """The problems of loading :func:`load_typed`."""
+    with pytest.raises(ConfigError) as info:
+        load_typed(tmp_path, yaml_text, **env)
+    return [str(p) for p in info.value.problems]
+
+
+@pytest.mark.parametrize("tag", ["!!int", "!!bool", "!!float", "!!timestamp"])
+def test_yaml_value_pyyaml_cannot_construct_is_a_problem_that_never_quotes_it(
+    tmp_path: Path, tag: str
+) -> None:
+    """Regression: !!bool hunter2 crashed (KeyError 'hunter2'), !!int hunter2 quoted it."""
+    text = f"programs:\n  fetcher:\n    api_token: {tag} hunter2\n"
+    [problem] = problems(tmp_path, text)
+    assert problem.startswith(f"programs.fetcher.api_token ({tmp_path}/config.yml line 3 column")
+    assert "invalid YAML value: it cannot be read as" in problem
+    assert "hunter2" not in problem
+
+
+def test_yaml_nested_too_deeply_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    """Regression: 5000 nested lists raised RecursionError."""
+    [problem] = problems(tmp_path, "version: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert problem.endswith("invalid YAML: nested too deeply")
+
+
+def test_yaml_integer_too_large_for_seconds_is_refused(tmp_path: Path) -> None:
+    """Regression: a 400-digit loop_sleep_seconds raised OverflowError."""
+    [problem] = problems(tmp_path, "loop_sleep_seconds: " + "1" * 400 + "\n")
+    assert "expected a number of seconds > 0" in problem
+
+
+def test_an_explicit_key_overrides_a_merged_one(tmp_path: Path) -> None:
+    """Regression: `v: {<<: *w, n: 4}` was a duplicate key; YAML says the explicit one wins."""
+    text = "programs:\n  fetcher: &f {retries: 2}\n  checked: {<<: {low: 3, high: 9}, low: 4}\n"
+    settings = load(tmp_path, text)
+    assert settings.program("checked").own == Checked(low=4, high=9)
+    assert settings.program("fetcher").own.retries == 2
+    [problem] = problems(tmp_path, "programs:\n  fetcher: {retries: 1, retries: 2}\n")
+    assert problem.endswith("duplicate key (first on line 2)")
+
+
+def test_program_variables_are_case_sensitive_as_the_environment_is(tmp_path: Path) -> None:
+    """Regression: APP_W__n was accepted and ignored; a camelCase field is APP_W__APIKEY."""
+    assert load_typed(tmp_path, APP_W__APIKEY="zz").program("w").own.apiKey == "zz"
+    [problem] = typed_problems(tmp_path, APP_W__n="0")
+    assert problem == "programs.w.n (env APP_W__n): unknown key; did you mean 'APP_W__N'?"
+
+
+def test_sections_are_checked_even_when_a_top_level_value_is_bad(tmp_path: Path) -> None:
+    """Regression: a bad top-level loop_sleep_seconds hid every problem of the sections."""
+    found = typed_problems(tmp_path, APP_LOOP_SLEEP_SECONDS="abc", APP_W__N="0")
+    assert [p.split(" ")[0] for p in found] == ["loop_sleep_seconds", "programs.w.n"]
+
+
+def test_a_wrong_declared_default_is_reported_as_such(tmp_path: Path) -> None:
+    """Regression: defaults were never checked (a between(1, 10) field defaulting to 0)."""
+
+    @dataclass(frozen=True)
+    class Wrong:
+        """A default outside its own range."""
+
+        n: Annotated[int, between(1, 10)] = 0
+
+    path = tmp_path / "config.yml"
+    path.write_text("")
+    with pytest.raises(ConfigError) as info:
+        load_settings({"APP_CONFIG_PATH": str(path)}, {"w": Wrong})
+    assert str(info.value) == (
+        "programs.w.n (default): expected an integer in 1..10, got 0; the declared default is wrong"
+    )
+
+
+def test_a_very_long_integer_says_what_was_expected(tmp_path: Path) -> None:
+    """Regression: 5000 digits gave Python's 'Exceeds the limit (4300 digits)' message."""
+    [problem] = typed_problems(tmp_path, APP_W__N="9" * 5000)
+    assert "expected an integer in 1..10, got '999" in problem

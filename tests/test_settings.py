@@ -116,3 +116,16 @@ def test_a_field_without_default_is_required() -> None:
     [field] = declared_fields(Needs)
     assert field.required
     assert field.secret
+
+
+def test_a_literal_of_non_strings_is_refused() -> None:
+    """Regression: Literal[1, 2] took '2' from the environment as a string."""
+
+    @dataclass(frozen=True)
+    class Numbers:
+        """An int Literal."""
+
+        mode: Literal[1, 2] = 1
+
+    with pytest.raises(TypeError, match="a Literal setting takes strings only"):
+        declared_fields(Numbers)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass
+from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 
@@ -50,3 +53,29 @@ def test_a_missing_or_damaged_snapshot_is_a_config_error(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="cannot read the resolved settings: KeyError"):
         load_settings({"APP_RESOLVED_SETTINGS": str(path)})
     os.unlink(path)
+
+
+def test_a_custom_converters_value_comes_back_as_its_type(tmp_path: Path) -> None:
+    """Regression: an IPv4Address setting made write_snapshot raise (not JSON serializable)."""
+
+    @dataclass(frozen=True)
+    class Net:
+        """One field with a converter of its own."""
+
+        bind: Annotated[IPv4Address, IPv4Address] = IPv4Address("127.0.0.1")  # noqa: RUF009
+
+    path = tmp_path / "config.yml"
+    path.write_text("")
+    settings = load_settings(
+        {"APP_CONFIG_PATH": str(path), "APP_NET__BIND": "10.0.0.7"}, {"net": Net}
+    )
+    write_snapshot(settings, tmp_path / "settings.json")
+    again = read_snapshot(tmp_path / "settings.json", {"net": Net})
+    assert again.program("net").own == Net(IPv4Address("10.0.0.7"))
+
+
+def test_a_program_missing_from_the_snapshot_is_a_config_error(tmp_path: Path) -> None:
+    """A worker added after the container started: say so, do not run without its settings."""
+    write_snapshot(load(tmp_path), tmp_path / "settings.json")
+    with pytest.raises(ConfigError, match=r"no section for \['newcomer'\]"):
+        read_snapshot(tmp_path / "settings.json", DECLARED | {"newcomer": Fetcher})
