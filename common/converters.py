@@ -172,6 +172,15 @@ def url(value: object) -> str:
     text_value = _str(value, "a URL")
     if not _URL.fullmatch(text_value) or len(text_value) > 2048:
         raise ValueError("expected an absolute URL such as 'https://host/path'")
+    from urllib.parse import urlsplit  # loaded already: prometheus_client imports it
+
+    try:
+        parts = urlsplit(text_value)
+        parts.port  # noqa: B018 - raises ValueError when out of 0..65535
+    except ValueError:
+        raise ValueError("expected an absolute URL with a port in 1..65535") from None
+    if not parts.hostname or parts.port == 0:
+        raise ValueError("expected an absolute URL with a host (and a port in 1..65535)")
     return text_value
 
 

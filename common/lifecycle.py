@@ -117,9 +117,11 @@ def _iteration(metrics: WorkerMetrics) -> Iterator[None]:
     failed = False
     try:
         yield
-    except Exception:
+    except Exception as exc:
         failed = True
-        log.exception("iteration failed", extra={"event": "iteration_failed"})
+        log.exception(
+            "iteration failed: %s: %s", type(exc).__name__, exc, extra={"event": "iteration_failed"}
+        )
     metrics.iteration_finished(time.perf_counter() - started, failed)
 
 

@@ -127,13 +127,17 @@ def resolve(
     sources: dict[str, str] = {}
     for item in fields:
         candidates = [given[item.key]] if item.key in given else []
+        before = len(problems)
         from_env = _from_env(environ, env_name(item.key, program), prefix + item.key, problems)
         if from_env is not None:
             candidates.append(from_env)
         sources[item.key] = "default"
+        if len(problems) > before:  # the variable or its _FILE is wrong: already said
+            continue
         if not candidates:
             if item.required:
-                where = f"set {env_name(item.key, program)} or {prefix}{item.key} in the file"
+                var = env_name(item.key, program)
+                where = f"set {var} (or {var}_FILE) or {prefix}{item.key} in the file"
                 problems.append(Problem(prefix + item.key, "default", f"required: {where}"))
             elif not isinstance(item.default, _Computed):
                 candidates.append((encode(item.default), "default"))  # checked like any value
@@ -259,10 +263,14 @@ def _check_program_env(
     for var in sorted(environ):
         if not var.startswith(ENV_PREFIX) or "__" not in var:
             continue
-        head = var.partition("__")[0]
+        head, _, rest = var.partition("__")
         if head not in by_env:
-            detail = "no worker program of that name" + suggest(head, tuple(by_env))
-            problems.append(Problem(var, f"env {var}", detail))
+            close = suggest(head, tuple(by_env))
+            if close:  # suggest the whole variable: APP_URL_CHECKR__URL -> APP_URL_CHECKER__URL
+                close = f"; did you mean {close.split(chr(39))[1] + '__' + rest!r}?"
+            name = head.removeprefix(ENV_PREFIX).lower()
+            detail = "no worker program of that name" + close
+            problems.append(Problem(f"{PROGRAMS_KEY}.{name}", f"env {var}", detail))
             continue
         name = by_env[head]
         cls = declarations[name]

@@ -171,14 +171,15 @@ class StreamToLog(io.TextIOBase):
             lines = (self._pending + text).split("\n")
             self._pending = lines.pop()
         for line in lines:
-            self._emit(line)
+            if line.strip():  # a blank line is no record
+                self._emit(line)
         return len(text)
 
     def flush(self) -> None:
         """Log a pending partial line, if any."""
         with self._lock:
             line, self._pending = self._pending, ""
-        if line:
+        if line.strip():
             self._emit(line)
 
     def _emit(self, line: str) -> None:

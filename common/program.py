@@ -90,8 +90,15 @@ def run_program(
     except FatalError as exc:
         log.critical("%s", exc, extra={"event": logs.CRASHED, "exception_type": type(exc).__name__})
         return 1
-    except Exception:
-        log.critical("%s crashed", program, exc_info=True, extra={"event": logs.CRASHED})
+    except Exception as exc:
+        log.critical(
+            "%s crashed: %s: %s",
+            program,
+            type(exc).__name__,
+            exc,
+            exc_info=True,
+            extra={"event": logs.CRASHED},
+        )
         return 1
     return 0
 

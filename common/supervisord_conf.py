@@ -23,24 +23,33 @@ def programs(parser: configparser.RawConfigParser) -> tuple[str, ...]:
     return tuple(s.partition(":")[2] for s in parser.sections() if s.startswith("program:"))
 
 
-def worker_packages(parser: configparser.RawConfigParser) -> dict[str, str]:
-    """``{program: package}`` of the worker programs (see :mod:`common.worker`).
-
-    A worker's command is ``python -m <package>`` and its package has a
-    ``worker`` module.
-    """
-    import importlib.util
+def module_programs(parser: configparser.RawConfigParser) -> dict[str, str]:
+    """``{program: module}`` of each program whose command is ``python -m <module>``."""
     import shlex
 
     found: dict[str, str] = {}
     for name in programs(parser):
         args = shlex.split(parser.get(f"program:{name}", "command", fallback=""))
         if len(args) >= 3 and Path(args[0]).name.startswith("python") and args[1] == "-m":
-            package = args[2]
-            try:
-                is_worker = importlib.util.find_spec(package + ".worker") is not None
-            except ImportError:  # the package itself does not exist
-                is_worker = False
-            if is_worker:
+            found[name] = args[2]
+    return found
+
+
+def worker_packages(parser: configparser.RawConfigParser) -> dict[str, str | None]:
+    """``{program: package}`` of the worker programs (see :mod:`common.worker`).
+
+    A worker's command is ``python -m <package>`` and its package has a
+    ``worker`` module. A ``python -m`` module that cannot be found maps to None.
+    """
+    import importlib.util
+
+    found: dict[str, str | None] = {}
+    for name, package in module_programs(parser).items():
+        try:
+            if importlib.util.find_spec(package) is None:
+                found[name] = None
+            elif importlib.util.find_spec(package + ".worker") is not None:
                 found[name] = package
+        except ImportError:  # a parent package does not exist
+            found[name] = None
     return found

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import configparser
 import fcntl
+import importlib
 import json
 import logging
 import os
@@ -42,7 +43,7 @@ from common.config import (
 from common.errors import FatalError
 from common.program import declared_settings, run_program
 from common.snapshot import FILE_NAME, write_snapshot
-from common.supervisord_conf import programs, read_conf, worker_packages
+from common.supervisord_conf import module_programs, programs, read_conf, worker_packages
 from entrypoint import STOP_SIGNALS
 
 SUPERVISORD_CONF = Path("supervisord.conf")
@@ -109,11 +110,37 @@ def declarations(conf: Path) -> dict[str, type | None]:
     """Every worker program of ``conf`` with its declared settings class (or None).
 
     Imports each worker's ``settings`` module (only that: not its code).
-    Raises :class:`ConfigError` if ``conf`` is missing or does not parse.
+    Raises :class:`ConfigError` if ``conf`` is missing or does not parse, or
+    a program's ``python -m`` module does not exist (a typo would crash-loop).
     """
-    return {
-        name: declared_settings(package) for name, package in worker_packages(_parse(conf)).items()
-    }
+    packages = worker_packages(_parse(conf))
+    missing = [name for name, package in packages.items() if package is None]
+    if missing:
+        modules = module_programs(_parse(conf))
+        raise ConfigError(
+            [
+                Problem(
+                    f"[program:{name}] command",
+                    str(conf),
+                    f"python -m {modules[name]}: no such module" + _close_package(modules[name]),
+                )
+                for name in missing
+            ]
+        )
+    return {name: declared_settings(package) for name, package in packages.items() if package}
+
+
+def _close_package(module: str) -> str:
+    """``"; did you mean 'services.x'?"`` among the packages beside ``module``'s parent."""
+    import pkgutil
+
+    parent = module.rpartition(".")[0]
+    try:
+        path = importlib.import_module(parent).__path__ if parent else None
+    except ImportError:
+        return ""
+    names = tuple(f"{parent}.{m.name}" if parent else m.name for m in pkgutil.iter_modules(path))
+    return suggest(module, names)
 
 
 def check_workers(settings: Settings, conf: Path) -> None:

@@ -8,8 +8,10 @@ test fails.
 from __future__ import annotations
 
 import configparser
+import itertools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,6 +27,7 @@ from typing import Any
 import pytest
 
 from common.procfs import alive, children_by_parent
+from common.supervisord_conf import read_conf
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -38,15 +41,45 @@ def supervisord_programs() -> tuple[str, ...]:
     return tuple(s.partition(":")[2] for s in parser.sections() if s.startswith("program:"))
 
 
-def fixture_conf(text: str | None = None) -> str:
-    """supervisord.conf (or ``text``) with its worker programs running the test workers.
+TEST_WORKERS = ("sync_worker", "async_worker")  # tests/fixtures/<name>: periodic, long-running
+_SECTION = re.compile(r"^\[([^\]]+)\]\s*$", re.MULTILINE)
+_WORKER_COMMAND = re.compile(r"^command=python -m services\.\w+\s*$", re.MULTILINE)
 
-    ``python -m services.<program>`` becomes ``python -m tests.fixtures.<program>``.
+
+def fixture_conf(text: str | None = None) -> str:
+    """supervisord.conf (or ``text``) with the test workers in place of every worker program.
+
+    The runtime's stack tests never run your workers: each ``[program:x]``
+    whose command is ``python -m services.<name>`` is dropped, and
+    :data:`TEST_WORKERS` are added, each a copy of the first worker block
+    (your options: startsecs, stopwaitsecs...) running ``tests.fixtures.<name>``.
     """
     text = (ROOT / "supervisord.conf").read_text() if text is None else text
-    replaced = text.replace("command=python -m services.", "command=python -m tests.fixtures.")
-    assert replaced != text, "supervisord.conf runs no worker with python -m services.<name>"
-    return replaced
+    starts = [m.start() for m in _SECTION.finditer(text)] + [len(text)]
+    blocks = [text[a:b] for a, b in itertools.pairwise(starts)]
+    head = text[: starts[0]]
+    workers = [b for b in blocks if b.startswith("[program:") and _WORKER_COMMAND.search(b)]
+    assert workers, "supervisord.conf runs no worker with command=python -m services.<name>"
+    template = workers[0]
+    dropped = {_SECTION.match(b)[1].partition(":")[2] for b in workers}  # type: ignore[index]
+    kept = [b for b in blocks if b not in workers]
+    for name in TEST_WORKERS:
+        block = _SECTION.sub(f"[program:{name}]", template, count=1)
+        kept.append(_WORKER_COMMAND.sub(f"command=python -m tests.fixtures.{name}", block))
+    result = head + "".join(kept)
+    group = re.search(r"^programs=(.*)$", result, re.MULTILINE)
+    assert group, "supervisord.conf has no [group:app] programs= line"
+    others = [p.strip() for p in group[1].split(",") if p.strip() not in dropped]
+    programs = ",".join([*TEST_WORKERS, *others])
+    return result[: group.start(1)] + programs + result[group.end(1) :]
+
+
+def fixture_dir(parent: Path) -> Path:
+    """``parent/app`` holding :func:`fixture_conf` as ``supervisord.conf``: a test stack's cwd."""
+    workdir = parent / "app"
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "supervisord.conf").write_text(fixture_conf())
+    return workdir
 
 
 def image_healthcheck() -> list[str]:
@@ -65,8 +98,14 @@ def supervisord_listeners() -> tuple[str, ...]:
 
 
 PROGRAMS = supervisord_programs()
-WORKERS = tuple(p for p in PROGRAMS if p != EXPORTER)
+WORKERS = tuple(p for p in PROGRAMS if p != EXPORTER)  # supervisord.conf's: yours
 PROCESSES = PROGRAMS + supervisord_listeners()
+# What a test stack (fixture_conf) runs: the test workers, the other programs, the listeners.
+TEST_PROCESSES = (
+    *TEST_WORKERS,
+    *(p for p in PROGRAMS if p not in WORKERS),
+    *supervisord_listeners(),
+)
 
 
 def free_port() -> int:
@@ -145,10 +184,14 @@ class Stack:
         config_file: bool = True,
     ) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
-        if cwd is None:
-            cwd = tmp / "app"
-            cwd.mkdir(exist_ok=True)
-            (cwd / "supervisord.conf").write_text(fixture_conf())
+        cwd = fixture_dir(tmp) if cwd is None else cwd
+        conf = read_conf(cwd / "supervisord.conf")
+        self.processes = tuple(
+            s.partition(":")[2] for s in conf.sections()
+            if s.startswith(("program:", "eventlistener:"))
+        )  # fmt: skip
+        if "workers" not in settings and set(TEST_WORKERS) <= set(self.processes):
+            settings = {"workers": ",".join(TEST_WORKERS), **settings}  # not your defaults
         self.runtime_dir = tmp / "run"
         self.port = free_port()
         self.env = base_env(self.runtime_dir, self.port, **settings) | dict(extra_env or {})
@@ -213,7 +256,8 @@ class Stack:
                 status, _ = http_get(self.url("/readyz"), timeout=1)
             except OSError:
                 return False
-            return status == 200 and self.ctl("status").stdout.count("RUNNING") == len(PROCESSES)
+            running = self.ctl("status").stdout.count("RUNNING")
+            return status == 200 and running == len(self.processes)
 
         self.wait_until(ready, timeout, "/readyz 200 and every process RUNNING")
 
@@ -282,12 +326,15 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def run_command(
-    args: list[str], env: Mapping[str, str] | None = None, timeout: float = 20.0
+    args: list[str],
+    env: Mapping[str, str] | None = None,
+    timeout: float = 20.0,
+    cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command from the project root to completion (``env`` None: ours); capture output."""
+    """Run a command (from the project root) to completion (``env`` None: ours); capture output."""
     return subprocess.run(
         args,
-        cwd=ROOT,
+        cwd=cwd,
         env=None if env is None else dict(env),
         capture_output=True,
         text=True,

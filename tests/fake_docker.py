@@ -2,8 +2,10 @@
 
 Implements just what ``tools/smoke-test.sh`` calls: ``run``, ``inspect --format``
 (health, running, exit code), ``exec``, ``stop``, ``logs`` and ``rm``. A "container"
-is ``app-entrypoint`` run from the project root by a small monitor process that
-records its exit code; its state lives in ``$FAKE_DOCKER_STATE/<name>/``.
+is ``app-entrypoint`` run by a small monitor process that records its exit code,
+in ``$FAKE_DOCKER_STATE/<name>/app`` with the test workers' supervisord.conf
+(``tests.conftest.fixture_conf``: the template's tests never run your workers);
+its state lives in ``$FAKE_DOCKER_STATE/<name>/``.
 Health is the exit code of the Dockerfile's HEALTHCHECK command, as Docker judges it.
 """
 
@@ -20,7 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import image_healthcheck  # noqa: E402 - needs ROOT on sys.path
+from tests.conftest import (  # noqa: E402 - needs ROOT on sys.path
+    TEST_WORKERS,
+    fixture_dir,
+    image_healthcheck,
+)
 
 
 def state(name: str) -> Path:
@@ -35,6 +41,7 @@ def container_env(name: str, port: str) -> dict[str, str]:
         APP_RUNTIME_DIR=str(state(name) / "run"),
         APP_METRICS_PORT=port,
         APP_CONFIG_PATH=str(state(name) / "config.yml"),
+        APP_WORKERS=",".join(TEST_WORKERS),
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
     )
     return env
@@ -68,7 +75,7 @@ def monitor(name: str, port: str) -> int:
     with (directory / "log").open("wb") as log:
         proc = subprocess.Popen(
             [str(BIN / "app-entrypoint")],
-            cwd=ROOT,
+            cwd=fixture_dir(directory),
             env=container_env(name, port),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -20,7 +20,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.procfs import children_by_parent
-from tests.conftest import WORKERS, Stack, fixture_conf, http_get
+from tests.conftest import TEST_WORKERS, Stack, fixture_conf, http_get
 
 KILLS = 200
 FILE_BOUND = 30  # 3 files per live process (5), 3 archives, and a few not yet compacted
@@ -70,7 +70,7 @@ def test_200_kills_keep_counts_exact_and_the_directory_small(tmp_path: Path) -> 
         last: dict[str, float] = {}
         most_files = 0
         for kill in range(KILLS):
-            victim = WORKERS[kill % len(WORKERS)]
+            victim = TEST_WORKERS[kill % len(TEST_WORKERS)]
             if kill % 50 == 25:
                 victim = "metrics_exporter"
             elif kill % 50 == 40:
@@ -96,4 +96,4 @@ def test_200_kills_keep_counts_exact_and_the_directory_small(tmp_path: Path) -> 
     print(f"most metric files at once: {most_files}; healthy {healthy_after:.2f} s after")
     assert most_files <= FILE_BOUND, most_files
     assert healthy_after < 3.0
-    assert set(last) == set(WORKERS)
+    assert set(last) == set(TEST_WORKERS)

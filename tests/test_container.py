@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from common.procfs import children_by_parent
-from tests.conftest import PROCESSES, Stack, descendants
+from tests.conftest import TEST_PROCESSES, Stack, descendants
 
 PID_NAMESPACE = ("--pid", "--fork", "--mount-proc", "--kill-child")
 
@@ -70,10 +70,16 @@ def test_sigterm_to_pid_1_stops_everything(pid1: tuple[Stack, int]) -> None:
     assert (stack.runtime_dir / "supervisord.pid").read_text().strip() == "1"
     assert b"entrypoint.supervisord" in Path(f"/proc/{init}/cmdline").read_bytes()
     programs = descendants(init)
-    assert len(programs) == len(PROCESSES)
+    assert len(programs) == len(TEST_PROCESSES)
     started = time.monotonic()
     os.kill(init, signal.SIGTERM)
-    assert stack.proc.wait(5) == 0
+    try:
+        code = stack.proc.wait(5)
+    except subprocess.TimeoutExpired:
+        alive = {pid: comm(pid) for pid in programs | {init} if Path(f"/proc/{pid}").exists()}
+        log = (stack.runtime_dir / "supervisord.log").read_text()[-2000:]
+        pytest.fail(f"still alive 5 s after SIGTERM: {alive}; log: {log}; out: {stack.lines[-8:]}")
+    assert code == 0
     assert time.monotonic() - started < 2.0
     assert not any(Path(f"/proc/{pid}").exists() for pid in programs | {init})
     stack.kill()  # joins the output reader

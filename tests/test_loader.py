@@ -93,13 +93,13 @@ def test_unknown_key_or_program_suggests_the_closest(tmp_path: Path) -> None:
     found = problems(tmp_path, text, APP_FETCHER__URLL="x", APP_PLAN__LOOP_SLEEP_SECONDS="1")
     config = f"{tmp_path}/config.yml"
     assert sorted(found) == [
-        "APP_PLAN__LOOP_SLEEP_SECONDS (env APP_PLAN__LOOP_SLEEP_SECONDS): no worker program"
-        " of that name; did you mean 'APP_PLAIN'?",
         f"programs.fetcher.retires ({config} line 3): unknown key; did you mean 'retries'?",
         "programs.fetcher.urll (env APP_FETCHER__URLL): unknown key;"
         " did you mean 'APP_FETCHER__URL'?",
         f"programs.fetchr ({config} line 4): no worker program of that name;"
         " did you mean 'fetcher'?",
+        "programs.plan (env APP_PLAN__LOOP_SLEEP_SECONDS): no worker program of that name;"
+        " did you mean 'APP_PLAIN__LOOP_SLEEP_SECONDS'?",
     ]
 
 
@@ -149,7 +149,7 @@ def test_required_setting_left_unset_says_how_to_set_it(tmp_path: Path) -> None:
         load_settings({"APP_CONFIG_PATH": str(path)}, {"bot": Needs})
     assert str(info.value) == (
         "programs.bot.api_token (default): required: set APP_BOT__API_TOKEN"
-        " or programs.bot.api_token in the file"
+        " (or APP_BOT__API_TOKEN_FILE) or programs.bot.api_token in the file"
     )
 
 
@@ -177,7 +177,7 @@ def test_file_variant_errors_name_the_variable_and_the_path(tmp_path: Path) -> N
         APP_ENV_FILE=str(missing),
         APP_FETCHER__API_TOKEN_FILE=str(missing),
     )
-    assert found == [
+    assert found == [  # and no "required" problem on top
         "env (env APP_ENV and env APP_ENV_FILE): both are set: unset one",
         f"programs.fetcher.api_token (env APP_FETCHER__API_TOKEN_FILE): cannot read the file"
         f" '{missing}': No such file or directory",

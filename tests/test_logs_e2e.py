@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import EXPORTER, WORKERS, Stack
+from tests.conftest import EXPORTER, TEST_WORKERS, Stack
 
 FLOOD_RECORDS = 10_000
 FLOOD = """
@@ -78,7 +78,7 @@ def test_flood_from_every_program_arrives_whole_and_complete(
     tmp_path: Path, start_stack: Callable[..., Stack]
 ) -> None:
     """Both workers and the exporter log at full speed: every line parses, every record is there."""
-    programs = {*WORKERS, EXPORTER}
+    programs = {*TEST_WORKERS, EXPORTER}
     code = FLOOD.format(programs=programs, count=FLOOD_RECORDS)
     stack = start_stack(extra_env=injected(tmp_path, code), loop_sleep_seconds="0.05")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import WORKERS, Stack, free_port, http_get, stop_process
+from tests.conftest import TEST_WORKERS, Stack, free_port, http_get, stop_process
 
 
 class Prometheus:
@@ -104,16 +104,16 @@ def test_prometheus_scrapes_both_workers_and_sees_no_reset_across_kill_9(
     stack, prom = scraped
     wait_for(lambda: prom.values('up{job="app"}') == {"": 1.0}, 30, "up == 1")
     rates = 'rate(app_iterations_total{job="app"}[5s]) > 0'
-    wait_for(lambda: set(prom.values(rates)) == set(WORKERS), 30, "a rate for every worker")
+    wait_for(lambda: set(prom.values(rates)) == set(TEST_WORKERS), 30, "a rate for every worker")
 
-    victim = WORKERS[0]
+    victim = TEST_WORKERS[0]
     old_pid = stack.pid_of(victim)
     os.kill(old_pid, signal.SIGKILL)
     stack.wait_until(lambda: stack.pid_of(victim) not in (0, old_pid), 10, "a restart")
     starts = f'app_starts_total{{program="{victim}"}}'
     wait_for(lambda: prom.values(starts) == {victim: 2.0}, 30, "the restart scraped")
-    wait_for(lambda: set(prom.values(rates)) == set(WORKERS), 30, "rates after the restart")
+    wait_for(lambda: set(prom.values(rates)) == set(TEST_WORKERS), 30, "rates after the restart")
 
     resets = prom.values("resets(app_iterations_total[1m])")
-    assert resets == dict.fromkeys(WORKERS, 0.0)
+    assert resets == dict.fromkeys(TEST_WORKERS, 0.0)
     assert prom.values('up{job="app"}') == {"": 1.0}

@@ -69,6 +69,8 @@ def test_each_type_converts_its_raw_values(key: str, raw: object, expected: obje
         ("wait", "0", "expected a number of seconds > 0"),
         ("names", [1, 2], "expected a list of strings"),
         ("endpoint", "api.example.com", "expected an absolute URL"),
+        ("endpoint", "http://127.0.0.1:99999/", "with a port in 1..65535"),
+        ("endpoint", "http://:80/", "with a host"),
         ("where", "", "expected a non-empty path"),
         ("mode", "medium", "expected one of 'fast', 'slow'"),
         ("retries", "11", "expected an integer in 0..10"),

@@ -17,11 +17,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from common.procfs import children_by_parent
 from tests.conftest import (
     BIN,
-    PROCESSES,
-    ROOT,
-    WORKERS,
+    TEST_PROCESSES,
+    TEST_WORKERS,
     Stack,
     base_env,
+    fixture_conf,
+    fixture_dir,
     free_port,
     http_get,
     run_command,
@@ -53,11 +54,11 @@ def test_supervisord_takes_over_the_entrypoint_pid_and_all_programs_run(
     """The entrypoint execs supervisord (same pid, no extra process); every process RUNNING."""
     supervisord = int((running_stack.runtime_dir / "supervisord.pid").read_text())
     assert supervisord == running_stack.proc.pid
-    assert len(children_by_parent()[supervisord]) == len(PROCESSES)
+    assert len(children_by_parent()[supervisord]) == len(TEST_PROCESSES)
     status = running_stack.ctl("status").stdout
-    for program in (*WORKERS, "metrics_exporter"):
+    for program in (*TEST_WORKERS, "metrics_exporter"):
         assert f"app:{program}" in status
-    assert status.count("RUNNING") == len(PROCESSES)
+    assert status.count("RUNNING") == len(TEST_PROCESSES)
 
 
 def test_control_socket_is_private(running_stack: Stack) -> None:
@@ -77,10 +78,10 @@ def test_supervisord_log_has_no_crit_lines(running_stack: Stack) -> None:
 def test_metrics_aggregate_every_worker(running_stack: Stack) -> None:
     """One /metrics carries each worker's series and build info, without a pid label."""
     running_stack.wait_until(
-        lambda: all(iterations(running_stack, p) >= 2 for p in WORKERS), 10, "two iterations"
+        lambda: all(iterations(running_stack, p) >= 2 for p in TEST_WORKERS), 10, "two iterations"
     )
     samples = scrape(running_stack)
-    for program in WORKERS:
+    for program in TEST_WORKERS:
         key = (("program", program),)
         assert samples["app_iterations_total"][key] >= 2
         assert samples["app_iteration_errors_total"][key] == 0
@@ -96,7 +97,7 @@ def test_supervisor_state_is_exported(running_stack: Stack) -> None:
     """/metrics says supervisord answered and every process is RUNNING, with its start time."""
     samples = scrape(running_stack)
     assert samples["app_supervisor_up"] == {(): 1.0}
-    for name in PROCESSES:
+    for name in TEST_PROCESSES:
         assert samples["app_process_running"][(("program", name),)] == 1
         assert samples["app_process_state"][(("program", name), ("state", "RUNNING"))] == 1
         assert (
@@ -123,7 +124,7 @@ def test_healthz_and_readyz_answer_200(running_stack: Stack) -> None:
     report = json.loads(body)
     assert status == 200
     assert report["ready"] is True
-    assert {report["programs"][p]["status"] for p in WORKERS} == {"fresh"}
+    assert {report["programs"][p]["status"] for p in TEST_WORKERS} == {"fresh"}
     # the test workers: sync_worker runs run_once, async_worker serves and heartbeats
     assert report["programs"]["sync_worker"]["freshness"] == "last_iteration"
     assert report["programs"]["async_worker"]["freshness"] == "last_heartbeat"
@@ -148,9 +149,9 @@ def test_every_stdout_line_is_a_json_record(running_stack: Stack) -> None:
     for record in records:
         assert record.keys() >= REQUIRED_KEYS, record
     started = {r["program"] for r in records if r.get("event") == "startup_success"}
-    assert started == set(PROCESSES)
+    assert started == set(TEST_PROCESSES)
     loaded = {r["program"] for r in records if r.get("event") == "config_loaded"}
-    assert loaded == {*PROCESSES, "entrypoint"}
+    assert loaded == {*TEST_PROCESSES, "entrypoint"}
 
 
 def test_supervisorctl_stops_and_starts_a_worker(start_stack: Callable[..., Stack]) -> None:
@@ -188,7 +189,7 @@ def test_stop_signal_stops_everything_fast(
     assert stack.leftovers() == []
     stack.kill()  # joins the output reader
     records = stack.records()
-    for program in (*WORKERS, "metrics_exporter"):
+    for program in (*TEST_WORKERS, "metrics_exporter"):
         own = [r.get("event") for r in records if r["program"] == program]
         own = [e for e in own if e != "process_state"]  # the listener's lines about it
         assert own[-2:] == ["shutting_down", "shutdown_complete"], (program, own)
@@ -197,11 +198,11 @@ def test_stop_signal_stops_everything_fast(
         # STOPPED may come after the listener itself was told to stop: not asserted.
         assert "STOPPING" in states[-2:], (program, states)
     log = (stack.runtime_dir / "supervisord.log").read_text()
-    for program in (*WORKERS, "metrics_exporter"):
+    for program in (*TEST_WORKERS, "metrics_exporter"):
         assert f"stopped: {program} (exit status 0)" in log
 
 
-@pytest.mark.parametrize("program", WORKERS)
+@pytest.mark.parametrize("program", TEST_WORKERS)
 def test_killed_worker_restarts_and_counter_never_decreases(
     start_stack: Callable[..., Stack], program: str
 ) -> None:
@@ -254,7 +255,7 @@ def test_bad_config_exits_78_before_anything_starts(tmp_path: Path) -> None:
     """A bad value stops the entrypoint with exit 78 and one config_invalid line."""
     runtime = tmp_path / "run"
     env = base_env(runtime, free_port(), metrics_port="eighty", log_level="LOUD")
-    result = run_command(["app-entrypoint"], env)
+    result = run_command(["app-entrypoint"], env, cwd=fixture_dir(tmp_path))
     assert result.returncode == 78
     lines = result.stdout.splitlines()
     assert len(lines) == 1
@@ -271,7 +272,7 @@ def test_second_entrypoint_refuses_a_live_runtime_dir(start_stack: Callable[...,
     stack = start_stack(loop_sleep_seconds="0.2")
     stack.wait_ready()
     files_before = sorted(p.name for p in (stack.runtime_dir / "prometheus").iterdir())
-    result = run_command(["app-entrypoint"], stack.env)
+    result = run_command(["app-entrypoint"], stack.env, cwd=fixture_dir(stack.runtime_dir.parent))
     assert result.returncode == 1
     assert "already answers" in json.loads(result.stdout.splitlines()[-1])["msg"]
     files_after = sorted(p.name for p in (stack.runtime_dir / "prometheus").iterdir())
@@ -281,7 +282,7 @@ def test_second_entrypoint_refuses_a_live_runtime_dir(start_stack: Callable[...,
 def test_unknown_worker_in_settings_exits_78(tmp_path: Path) -> None:
     """A name in workers that supervisord.conf does not run is a config error, with a hint."""
     env = base_env(tmp_path / "run", free_port(), workers="sync_worker,asyn_worker")
-    result = run_command(["app-entrypoint"], env)
+    result = run_command(["app-entrypoint"], env, cwd=fixture_dir(tmp_path))
     assert result.returncode == 78
     record = json.loads(result.stdout.splitlines()[-1])
     assert record["event"] == "config_invalid"
@@ -414,7 +415,7 @@ def test_supervisord_refusing_its_config_exits_78_with_a_json_line(tmp_path: Pat
     """A supervisord.conf that supervisord rejects (a plugin's bad value): 78 and config_invalid."""
     workdir = tmp_path / "app"
     workdir.mkdir()
-    conf = (ROOT / "supervisord.conf").read_text()
+    conf = fixture_conf()
     broken = conf.replace("fail_fast = %(ENV_APP_SUPERVISORD_FAIL_FAST)s", "fail_fast = maybe")
     assert broken != conf
     (workdir / "supervisord.conf").write_text(broken)
@@ -433,7 +434,7 @@ def test_supervisord_conf_that_does_not_parse_exits_78_naming_it(tmp_path: Path)
     """A supervisord.conf line without '=': exit 78 and one config_invalid line naming the file."""
     workdir = tmp_path / "app"
     workdir.mkdir()
-    (workdir / "supervisord.conf").write_text((ROOT / "supervisord.conf").read_text() + "oops\n")
+    (workdir / "supervisord.conf").write_text(fixture_conf() + "oops\n")
     env = base_env(tmp_path / "run", free_port())
     result = subprocess.run(
         [str(BIN / "app-entrypoint")], cwd=workdir, env=env, capture_output=True, text=True,
@@ -452,7 +453,7 @@ def test_runtime_dir_that_is_a_file_exits_78(tmp_path: Path) -> None:
     blocker = tmp_path / "afile"
     blocker.write_text("")
     env = base_env(blocker, free_port())
-    result = run_command(["app-entrypoint"], env)
+    result = run_command(["app-entrypoint"], env, cwd=fixture_dir(tmp_path))
     assert result.returncode == 78
     record = json.loads(result.stdout.splitlines()[-1])
     assert record["event"] == "config_invalid"

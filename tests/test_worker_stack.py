@@ -110,3 +110,21 @@ def test_a_worker_that_ignores_the_stop_is_killed_and_named(tmp_path: Path) -> N
     )  # fmt: skip
     assert "supervisord kills it with SIGKILL" in line["msg"]
     assert stack.leftovers() == []
+
+
+def test_a_mistyped_worker_module_is_refused_before_start(tmp_path: Path) -> None:
+    """command=python -m tests.fixtures.sync_workr: exit 78 naming it, not a crash loop."""
+    workdir = tmp_path / "app"
+    workdir.mkdir()
+    conf = fixture_conf().replace("tests.fixtures.sync_worker", "tests.fixtures.sync_workr")
+    (workdir / "supervisord.conf").write_text(conf)
+    result = subprocess.run(
+        [str(BIN / "app-entrypoint")], cwd=workdir, env=base_env(tmp_path / "run", free_port()),
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 78
+    record = json.loads(result.stdout.splitlines()[-1])
+    assert record["problems"] == [
+        "[program:sync_worker] command (supervisord.conf): python -m tests.fixtures.sync_workr:"
+        " no such module; did you mean 'tests.fixtures.sync_worker'?"
+    ]

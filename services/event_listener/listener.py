@@ -77,7 +77,7 @@ class Handler:
         name = headers.get("eventname", "")
         if name == "PROCESS_LOG_STDERR":
             event_headers, data = protocol.eventdata(payload)
-            if data:
+            if data.strip():  # blank lines are no record
                 program = event_headers.get("processname", "unknown")
                 fields = {"event": "stderr", "pid": _pid(event_headers)}
                 write_record(
