@@ -198,9 +198,29 @@ class ConsoleFormatter(JsonLineFormatter):
             f"{data['ts'][11:23]} {data['level']:<7} {data['program']} "
             f"{data['logger']}: {data['msg']}"
         )
-        rest = " ".join(f"{key}={value}" for key, value in data.items() if key not in FIXED_KEYS)
+        rest = " ".join(
+            _console_field(key, value) for key, value in data.items() if key not in FIXED_KEYS
+        )
         text = f"{head} {rest}" if rest else head
         return f"{text}\n{stack}" if stack else text
+
+
+def _console_field(key: str, value: Any) -> str:
+    """``key=value``; a settings report as ``name=value`` pairs, with sources other than default."""
+    if key != "settings" or not isinstance(value, dict):
+        return f"{key}={value}"
+    pairs = []
+    for name, entry in value.items():
+        if name == "programs" and isinstance(entry, dict):
+            pairs += [
+                _console_field("settings", {f"{program}.{k}": v for k, v in section.items()})
+                for program, section in entry.items()
+            ]
+        elif isinstance(entry, dict) and "value" in entry:
+            source = entry.get("source")
+            shown = f"{name}={entry['value']}"
+            pairs.append(shown if source == "default" else f"{shown} ({source})")
+    return "settings: " + ", ".join(p.removeprefix("settings: ") for p in pairs)
 
 
 def configure_logging(

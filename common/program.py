@@ -59,8 +59,10 @@ def run_program(
     turns ``sys.stdout`` and ``sys.stderr`` writes into records too (not with
     ``log_format: console``, so that ``breakpoint()`` works).
     """
-    logs.configure_logging(program, fd=log_fd)
-    if capture_streams:
+    # Until the settings are loaded, APP_LOG_FORMAT alone says how a config_invalid line reads.
+    early = "console" if os.environ.get("APP_LOG_FORMAT") == "console" else "json"
+    logs.configure_logging(program, fd=log_fd, log_format=early)
+    if capture_streams and early == "json":
         capture_std_streams()
     try:
         settings = load_settings(declarations=declarations() if declarations else None)

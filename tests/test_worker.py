@@ -289,6 +289,20 @@ def test_console_log_format_is_readable_and_keeps_stdout_a_terminal(tmp_path: Pa
     program.proc.send_signal(signal.SIGTERM)
     program.proc.communicate(timeout=10)
     program.close()
+    loaded = next(line for line in lines if "config_loaded" in line)
+    assert "settings: service_name=app, " in loaded
+    assert "log_format=console (env APP_LOG_FORMAT)" in loaded
     started = next(line for line in lines if "startup_success" in line)
     assert " INFO    w lifecycle: w started event=startup_success" in started
     assert "plain print\n" in lines  # print() reaches the terminal as it is (breakpoint() works)
+
+
+def test_console_format_applies_to_a_config_error_too(tmp_path: Path) -> None:
+    """APP_LOG_FORMAT=console: even the config_invalid line, before settings load, is readable."""
+    environ = program_env(tmp_path, log_format="console", w__nope="1")
+    environ |= write_worker(tmp_path / "pkgs", "w", "def run_once(ctx):\n    pass\n")
+    result = run_module("w", environ)
+    assert result.returncode == 78
+    [line] = result.stdout.splitlines()
+    assert " ERROR   w program: invalid configuration: programs.w.nope (env APP_W__NOPE)" in line
+    assert "event=config_invalid" in line
