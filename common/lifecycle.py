@@ -27,27 +27,38 @@ from common.worker import AsyncContext, BaseContext, Context
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 CANCEL_AFTER_SECONDS = 1.0
+EXIT_WITHIN_SECONDS = 2.0  # after shutdown_complete (or a crash), see exit_within
 log = logging.getLogger("lifecycle")
 
 
 class StopSignal:
-    """Turns SIGTERM/SIGINT into a stop request that also wakes :meth:`wait`.
+    """Turns SIGTERM/SIGINT into a stop request that wakes every :meth:`wait`, in any thread.
 
-    Uses :func:`signal.set_wakeup_fd` and a pipe: the C-level handler writes a
-    byte, so a ``select`` on the pipe returns at once. Create it in the main thread.
+    Two pipes: the C-level handler writes a byte to the wakeup pipe
+    (:func:`signal.set_wakeup_fd`), so a ``select`` in the main thread returns
+    at once and the Python-level handler runs; that handler sets
+    :attr:`requested` and writes to the stop pipe, which is never read, so it
+    stays readable: every waiter, whichever thread and whenever it looks, sees
+    the stop. Create it in the main thread. A stop that came before (see
+    :func:`catch_early_stop`) counts as requested.
     """
 
     def __init__(self) -> None:
         self.requested: int | None = None
-        self._read_fd, write_fd = os.pipe()
-        os.set_blocking(self._read_fd, False)
-        os.set_blocking(write_fd, False)
-        signal.set_wakeup_fd(write_fd)
+        self._wakeup_fd, wakeup_write = os.pipe()
+        self._stop_fd, self._stop_write = os.pipe()
+        for fd in (self._wakeup_fd, wakeup_write, self._stop_write):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(wakeup_write)
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._handle)
+        if _early:
+            self._handle(_early[0], None)
 
     def _handle(self, signum: int, frame: object) -> None:
         self.requested = signum
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._stop_write, b"x")  # readable from now on, for every waiter
 
     def is_set(self) -> bool:
         """True once a stop was requested."""
@@ -60,9 +71,10 @@ class StopSignal:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 break
-            select.select([self._read_fd], [], [], remaining)
-            with contextlib.suppress(BlockingIOError):
-                os.read(self._read_fd, 512)
+            ready, _, _ = select.select([self._wakeup_fd, self._stop_fd], [], [], remaining)
+            if self._wakeup_fd in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wakeup_fd, 512)
         return self.is_set()
 
     def sleep(self, seconds: float) -> None:
@@ -70,15 +82,70 @@ class StopSignal:
         self.wait(seconds)
 
 
+_early: list[int] = []  # a stop signal that came before the worker's own handlers
+
+
+def catch_early_stop() -> None:
+    """Keep a SIGTERM/SIGINT that arrives while the worker starts (imports, settings).
+
+    Without this, a stop during a slow import kills the program by the signal's
+    default action, with no line; with it, the worker starts, sees the stop at
+    once and stops cleanly.
+    """
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda signum, _frame: _early.append(signum))
+
+
+def exit_within(seconds: float, code: int) -> None:
+    """Make sure the process ends ``seconds`` from now with ``code``, whatever still runs.
+
+    A daemon thread waits, then names the non-daemon threads still alive (an
+    executor's, the worker's own) in one ``exit_forced`` line and calls
+    :func:`os._exit`: after ``shutdown_complete`` or a crash, no thread, no
+    executor join and no swallowed cancellation keeps a worker from exiting.
+    Further stop signals are ignored: the program is already on its way out.
+    """
+    import threading
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+    def force() -> None:
+        time.sleep(seconds)
+        alive = [t.name for t in threading.enumerate() if not t.daemon and t.is_alive()]
+        log.warning(
+            "still running %g s after the end (threads: %s): exiting now",
+            seconds,
+            ", ".join(alive) or "none",
+            extra={"event": "exit_forced", "threads": alive},
+        )
+        os._exit(code)
+
+    threading.Thread(target=force, name="exit-within", daemon=True).start()
+
+
 def is_async(function: Callable[..., Any]) -> bool:
-    """True for an ``async def`` function (also through ``functools.partial``)."""
+    """True for an ``async def`` function (also through a ``partial`` or a decorator).
+
+    Also for a decorator that keeps ``__wrapped__``, or an object whose class's
+    ``__call__`` is ``async def``.
+    """
     import inspect  # already loaded: dataclasses imports it
 
-    return inspect.iscoroutinefunction(function)
+    return any(
+        inspect.iscoroutinefunction(candidate)
+        for candidate in (
+            function,
+            inspect.unwrap(function),
+            type(function).__dict__.get("__call__"),
+        )
+    )
 
 
 def worker_shape(module: ModuleType) -> tuple[str, Callable[..., Any]]:
     """``("periodic", run_once)`` or ``("long-running", serve)``; :class:`FatalError` otherwise."""
+    import inspect
+
     found = [(shape, getattr(module, name, None)) for shape, name in
              (("periodic", "run_once"), ("long-running", "serve"))]  # fmt: skip
     defined = [(shape, fn) for shape, fn in found if fn is not None]
@@ -86,7 +153,22 @@ def worker_shape(module: ModuleType) -> tuple[str, Callable[..., Any]]:
         raise FatalError(
             f"{module.__name__} must define exactly one of run_once(ctx) or serve(ctx)"
         )
+    function = inspect.unwrap(defined[0][1])
+    if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+        name = "run_once" if defined[0][0] == "periodic" else "serve"
+        raise FatalError(f"{module.__name__}.{name} is a generator: use return, not yield")
     return defined[0]
+
+
+def _not_awaitable(result: object, name: str) -> None:
+    """A blocking worker's call returned a coroutine: it was never run; say so and stop."""
+    import inspect
+
+    if result is not None and inspect.isawaitable(result):
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()  # no "never awaited" warning on top
+        raise FatalError(f"{name} returned an awaitable that nothing awaits: make it async def")
 
 
 def _started(ctx: BaseContext[Any]) -> None:
@@ -140,16 +222,20 @@ def run_sync(ctx: Context[Any], shape: str, work: Callable[..., Any], lifespan: 
             _started(ctx)
             if shape == "periodic":
                 while not stop.is_set():
+                    result = None
                     with _iteration(ctx.metrics):
-                        work(ctx)
+                        result = work(ctx)
+                    _not_awaitable(result, "run_once")
                     stop.sleep(ctx.loop_sleep_seconds)
             else:
-                work(ctx)
+                _not_awaitable(work(ctx), "serve")
             _shutting_down(ctx, not stop.is_set())
     except BaseException:
         ctx.metrics.stopped()
+        exit_within(EXIT_WITHIN_SECONDS, 1)
         raise
     _stopped(ctx)
+    exit_within(EXIT_WITHIN_SECONDS, 0)
 
 
 def run_async(ctx: AsyncContext[Any], shape: str, work: Callable[..., Any], lifespan: Any) -> None:
@@ -168,6 +254,8 @@ async def _run_async(
     loop = asyncio.get_running_loop()
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
+    if _early:
+        stop.set()
     manager: Any = (lifespan or _no_lifespan)(ctx)
     if not hasattr(manager, "__aenter__"):
         manager = _async_of(manager)
@@ -185,8 +273,21 @@ async def _run_async(
             _shutting_down(ctx, not stop.is_set())
     except BaseException:
         ctx.metrics.stopped()
+        _end_async(loop, 1)
         raise
     _stopped(ctx)
+    _end_async(loop, 0)
+
+
+def _end_async(loop: Any, code: int) -> None:
+    """Take the stop signals back from asyncio, then :func:`exit_within`.
+
+    asyncio's close would restore SIG_DFL; after this, asyncio.run's executor
+    join or a task that swallows its cancellation cannot hold the process.
+    """
+    for signum in STOP_SIGNALS:
+        loop.remove_signal_handler(signum)
+    exit_within(EXIT_WITHIN_SECONDS, code)
 
 
 @contextlib.asynccontextmanager
@@ -213,7 +314,13 @@ async def _serve(ctx: AsyncContext[Any], serve: Callable[..., Any]) -> None:
             extra={"event": "serve_cancelled"},
         )
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task}, timeout=CANCEL_AFTER_SECONDS)
+        if not task.done():
+            log.error(
+                "serve ignored its cancellation: leaving it behind",
+                extra={"event": "serve_cancelled"},
+            )
+        elif not task.cancelled() and task.exception() is not None:
+            task.result()  # what it raised while being cancelled
         return
     task.result()  # re-raises what serve raised

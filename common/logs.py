@@ -134,10 +134,12 @@ class JsonLineFormatter(JsonFormatter):
         )
         extras: dict[str, Any] = dict(message_dict)
         merge_record_extra(record, extras, reserved=self._skip_fields)
+        has_error = bool(record.exc_info and record.exc_info[0] is not None)
+        error_keys = ("exception_type", "stack") if has_error or stack else ()
         for key, value in extras.items():
-            log_data["extra_" + key if key in log_data else key] = value
-        if record.exc_info and record.exc_info[0] is not None:
-            log_data["exception_type"] = record.exc_info[0].__name__
+            log_data["extra_" + key if key in log_data or key in error_keys else key] = value
+        if has_error:
+            log_data["exception_type"] = record.exc_info[0].__name__  # type: ignore[index,union-attr]
         if stack:
             log_data["stack"] = stack
 

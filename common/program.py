@@ -92,7 +92,7 @@ def run_program(
     except FatalError as exc:
         log.critical("%s", exc, extra={"event": logs.CRASHED, "exception_type": type(exc).__name__})
         return 1
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt, CancelledError: a crash too
         log.critical(
             "%s crashed: %s: %s",
             program,
@@ -127,19 +127,22 @@ def run_worker(package: str) -> None:
     a temporary directory, removed at exit, unless ``PROMETHEUS_MULTIPROC_DIR``
     is set.
     """
+    from common.lifecycle import EXIT_WITHIN_SECONDS, catch_early_stop, exit_within
+
+    catch_early_stop()  # before the imports: a stop while they run is kept
     program = program_name(package.rpartition(".")[2])
 
     def main(settings: Settings) -> None:
         _run_worker(program, package, settings)
 
-    sys.exit(
-        run_program(
-            program,
-            main,
-            declarations=lambda: {program: declared_settings(package)},
-            log_programs=(program,),
-        )
+    code = run_program(
+        program,
+        main,
+        declarations=lambda: {program: declared_settings(package)},
+        log_programs=(program,),
     )
+    exit_within(EXIT_WITHIN_SECONDS, code)  # a config error or crash before the loop, too
+    sys.exit(code)
 
 
 def _run_worker(program: str, package: str, settings: Settings) -> None:

@@ -90,8 +90,10 @@ class BaseContext(Generic[S]):
         started = time.perf_counter()
         try:
             yield
-        except BaseException:
+        except Exception:
             self.metrics.iteration_finished(time.perf_counter() - started, True)
+            raise
+        except BaseException:  # cancelled at a stop, or an exit: not a unit done nor failed
             raise
         self.metrics.iteration_finished(time.perf_counter() - started, False)
         self.metrics.heartbeat()

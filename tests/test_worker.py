@@ -306,3 +306,149 @@ def test_console_format_applies_to_a_config_error_too(tmp_path: Path) -> None:
     [line] = result.stdout.splitlines()
     assert " ERROR   w program: invalid configuration: programs.w.nope (env APP_W__NOPE)" in line
     assert "event=config_invalid" in line
+
+
+@pytest.mark.parametrize(
+    ("body", "exception_type"),
+    [
+        ("import sys\n    sys.exit(3)", "SystemExit"),
+        ("raise KeyboardInterrupt", "KeyboardInterrupt"),
+    ],
+)
+def test_an_exit_or_interrupt_raised_by_the_work_is_a_crash(
+    tmp_path: Path, body: str, exception_type: str
+) -> None:
+    """Regression: SystemExit/KeyboardInterrupt escaped: exit 3 or -2, a traceback in pieces."""
+    program = start(tmp_path, f"def serve(ctx):\n    {body}\n", settings=None)
+    try:
+        code, err = program.finish()
+    finally:
+        program.close()
+    assert (code, err) == (1, "")
+    crashed = program.records[-1]
+    assert (crashed["event"], crashed["exception_type"]) == ("crashed", exception_type)
+    assert not [r for r in program.records if r["logger"] == "stderr"]
+
+
+def test_every_thread_waiting_on_the_stop_sees_it(tmp_path: Path) -> None:
+    """Regression: a thread in ctx.stop.wait() could drain the wakeup byte and hang another."""
+    source = """
+import threading
+def serve(ctx):
+    seen = []
+    def waiter():
+        ctx.stop.wait()
+        seen.append(1)
+    threads = [threading.Thread(target=waiter) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    ctx.heartbeat()
+    ctx.stop.wait()
+    for thread in threads:
+        thread.join(2)
+    ctx.log.info("seen by %d", len(seen), extra={"event": "seen", "count": len(seen)})
+"""
+    for _ in range(5):
+        program = start(tmp_path, source, settings=None)
+        try:
+            program.wait_for("startup_success")
+            time.sleep(0.1)
+            program.proc.send_signal(signal.SIGTERM)
+            code, _ = program.finish(timeout=5)
+        finally:
+            program.close()
+        assert code == 0
+        assert next(r for r in program.records if r.get("event") == "seen")["count"] == 8
+
+
+@pytest.mark.parametrize(
+    "serve",
+    [
+        "    with ctx.work():\n        await asyncio.to_thread(time.sleep, 30)",
+        "    while True:\n        try:\n            await asyncio.sleep(30)\n"
+        "        except asyncio.CancelledError:\n            pass",
+    ],
+    ids=["thread-in-executor", "swallows-cancellation"],
+)
+def test_a_serve_that_cannot_end_does_not_keep_the_process(tmp_path: Path, serve: str) -> None:
+    """Regression: an executor thread or a swallowed cancel kept the process alive forever."""
+    source = f"import asyncio, time\nasync def serve(ctx):\n    ctx.heartbeat()\n{serve}\n"
+    program = start(tmp_path, source, settings=None)
+    try:
+        program.wait_for("startup_success")
+        started = time.monotonic()
+        program.proc.send_signal(signal.SIGTERM)
+        code, _ = program.finish(timeout=10)
+        elapsed = time.monotonic() - started
+    finally:
+        program.close()
+    assert code == 0
+    assert elapsed < 6.0
+    found = events(program)
+    assert found.index("shutdown_complete") < found.index("exit_forced")
+    assert metrics(tmp_path).get("app_iteration_errors_total", 0) == 0  # a cancel is no error
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("def run_once(ctx):\n    yield\n", "is a generator: use return, not yield"),
+        ("async def serve(ctx):\n    yield\n", "is a generator"),
+        ("async def f(ctx): pass\ndef run_once(ctx):\n    return f(ctx)\n", "make it async def"),
+    ],
+)
+def test_work_that_would_never_run_is_refused(tmp_path: Path, source: str, message: str) -> None:
+    """Regression: a generator or an un-awaited coroutine looked like healthy work."""
+    environ = program_env(tmp_path) | write_worker(tmp_path / "pkgs", "w", source)
+    result = run_module("w", environ)
+    assert result.returncode == 1
+    record = json.loads(result.stdout.splitlines()[-1])
+    assert record["event"] == "crashed"
+    assert message in record["msg"]
+
+
+def test_an_object_with_an_async_call_is_awaited(tmp_path: Path) -> None:
+    """run_once = Job() with ``async def __call__`` runs as an async worker."""
+    source = """
+class Job:
+    async def __call__(self, ctx):
+        ctx.log.info("ran", extra={"event": "ran"})
+run_once = Job()
+"""
+    program = start(tmp_path, source, settings=None)
+    try:
+        program.wait_for("ran")
+        program.proc.send_signal(signal.SIGTERM)
+        code, _ = program.finish()
+    finally:
+        program.close()
+    assert code == 0
+
+
+def test_a_stop_while_the_worker_imports_is_kept(tmp_path: Path) -> None:
+    """Regression: SIGTERM during a slow import killed the program by the signal, no line."""
+    program = start(tmp_path, "import time\ntime.sleep(1)\ndef run_once(ctx): pass\n", None)
+    try:
+        program.wait_for("config_loaded")
+        program.proc.send_signal(signal.SIGTERM)
+        code, _ = program.finish()
+    finally:
+        program.close()
+    assert code == 0
+    assert events(program)[-3:] == ["startup_success", "shutting_down", "shutdown_complete"]
+
+
+@pytest.mark.parametrize("module", ["tests.fixtures.sync_worker", "tests.fixtures.async_worker"])
+def test_a_second_stop_signal_during_the_exit_changes_nothing(tmp_path: Path, module: str) -> None:
+    """Regression: a second SIGTERM in teardown (PID 1 re-sends one) ended the process by it."""
+    for _ in range(4):
+        program = Program(["-m", module], program_env(tmp_path, loop_sleep_seconds="0.05"))
+        try:
+            program.wait_for("startup_success")
+            program.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.01)
+            program.proc.send_signal(signal.SIGTERM)
+            code, _ = program.finish()
+        finally:
+            program.close()
+        assert code == 0
