@@ -94,6 +94,18 @@ class Program:
         self.records += [json.loads(line) for line in out.splitlines()]
         return self.proc.returncode, err
 
+    def stop_after(self, event: str, signum: int = signal.SIGTERM) -> int:
+        """Wait for a line with ``event``, send ``signum``, wait for the exit; its code.
+
+        The program is killed if anything fails on the way (test clean-up).
+        """
+        try:
+            self.wait_for(event)
+            self.proc.send_signal(signum)
+            return self.finish()[0]
+        finally:
+            self.close()
+
     def close(self) -> None:
         """Kill the program if it still runs (test clean-up)."""
         if self.proc.poll() is None:

@@ -416,24 +416,14 @@ class Job:
 run_once = Job()
 """
     program = start(tmp_path, source, settings=None)
-    try:
-        program.wait_for("ran")
-        program.proc.send_signal(signal.SIGTERM)
-        code, _ = program.finish()
-    finally:
-        program.close()
+    code = program.stop_after("ran")
     assert code == 0
 
 
 def test_a_stop_while_the_worker_imports_is_kept(tmp_path: Path) -> None:
     """Regression: SIGTERM during a slow import killed the program by the signal, no line."""
     program = start(tmp_path, "import time\ntime.sleep(1)\ndef run_once(ctx): pass\n", None)
-    try:
-        program.wait_for("config_loaded")
-        program.proc.send_signal(signal.SIGTERM)
-        code, _ = program.finish()
-    finally:
-        program.close()
+    code = program.stop_after("config_loaded")
     assert code == 0
     assert events(program)[-3:] == ["startup_success", "shutting_down", "shutdown_complete"]
 
