@@ -88,6 +88,18 @@ class ProgramSettings:
     own: Any = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
+    def values(self) -> dict[str, tuple[Any, bool]]:
+        """``{key: (value, declared secret)}``: the built-ins, then the declared settings."""
+        values: dict[str, tuple[Any, bool]] = {
+            key: (getattr(self, key), False) for key in PER_PROGRAM
+        }
+        if self.own is not None:
+            from common.settings import declared_fields
+
+            for item in declared_fields(type(self.own)):
+                values[item.key] = (getattr(self.own, item.key), item.secret)
+        return values
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -143,19 +155,30 @@ def default_health_max_age(loop_sleep_seconds: float) -> float:
     return max(30.0, 3.0 * loop_sleep_seconds)
 
 
-def suggest(word: str, choices: tuple[str, ...]) -> str:
-    """Return ``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""``."""
+def closest(word: str, choices: tuple[str, ...]) -> str | None:
+    """The one of ``choices`` closest to ``word`` (:mod:`difflib`), or None."""
     import difflib  # only on the error path
 
     close = difflib.get_close_matches(word, choices, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return close[0] if close else None
+
+
+def suggest(word: str, choices: tuple[str, ...]) -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""``."""
+    close = closest(word, choices)
+    return f"; did you mean {close!r}?" if close else ""
+
+
+def env_prefix(program: str) -> str:
+    """``APP_<PROGRAM>``: what a program's variables start with, before ``__<KEY>``."""
+    return ENV_PREFIX + program.upper().replace("-", "_")
 
 
 def env_name(key: str, program: str | None = None) -> str:
     """``APP_<KEY>``, or ``APP_<PROGRAM>__<KEY>`` for a program's own section."""
     if program is None:
         return ENV_PREFIX + key.upper()
-    return f"{ENV_PREFIX}{program.upper().replace('-', '_')}__{key.upper()}"
+    return f"{env_prefix(program)}__{key.upper()}"
 
 
 def load_settings(
@@ -208,21 +231,12 @@ def effective_settings(
     sections: dict[str, Any] = {}
     for name in settings.programs if programs is None else programs:
         section = settings.program(name)
-        own = section.own
-        values = {key: getattr(section, key) for key in PER_PROGRAM}
-        secrets: set[str] = set()
-        if own is not None:
-            from common.settings import declared_fields
-
-            fields = declared_fields(type(own))
-            values |= {f.key: getattr(own, f.key) for f in fields}
-            secrets = {f.key for f in fields if f.secret}
         sections[name] = {
             key: {
-                "value": shown(value, key in secrets or is_secret(key)),
+                "value": shown(value, secret or is_secret(key)),
                 "source": section.sources.get(key, "default"),
             }
-            for key, value in values.items()
+            for key, (value, secret) in section.values().items()
         }
     if sections:
         report["programs"] = sections

@@ -162,9 +162,11 @@ def worker_shape(module: ModuleType) -> tuple[str, Callable[..., Any]]:
 
 def _not_awaitable(result: object, name: str) -> None:
     """A blocking worker's call returned a coroutine: it was never run; say so and stop."""
+    if result is None:  # the usual case: nothing to import or check on the hot path
+        return
     import inspect
 
-    if result is not None and inspect.isawaitable(result):
+    if inspect.isawaitable(result):
         close = getattr(result, "close", None)
         if close is not None:
             close()  # no "never awaited" warning on top

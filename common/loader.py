@@ -29,8 +29,10 @@ from common.config import (
     Problem,
     ProgramSettings,
     Settings,
+    closest,
     default_health_max_age,
     env_name,
+    env_prefix,
     is_secret,
     suggest,
 )
@@ -79,7 +81,11 @@ def load(environ: Mapping[str, str], declarations: Mapping[str, type | None]) ->
     programs = {}
     # Top-level values that failed (their problem is recorded) give way to the
     # defaults, so that every program's section is still checked.
-    shared = {"loop_sleep_seconds": 5.0, "health_max_age_seconds": 30.0} | values
+    loop_default = Settings.loop_sleep_seconds
+    shared = {
+        "loop_sleep_seconds": loop_default,
+        "health_max_age_seconds": default_health_max_age(loop_default),
+    } | values
     for name, cls in declarations.items():
         section = config.programs.get(name, ({}, 0))[0]
         file_given = {k: (v, f"{path} line {line}") for k, (v, line) in section.items()}
@@ -101,7 +107,6 @@ def load(environ: Mapping[str, str], declarations: Mapping[str, type | None]) ->
         import socket  # only here: 10 ms that the healthcheck and snapshot readers skip
 
         values["instance"] = socket.gethostname() or "localhost"
-    values["runtime_dir"] = Path(values["runtime_dir"]).absolute()
     settings = Settings(**values, programs=programs, sources=sources)
     sock = len(str(settings.supervisor_socket).encode())
     if sock > MAX_SOCKET_PATH:
@@ -230,6 +235,12 @@ def _program(
     for key, (_value, source) in given.items():
         if key not in keys:
             problems.append(Problem(prefix + key, source, "unknown key" + suggest(key, keys)))
+    names = {env_name(key, name) for key in keys}  # env names are case-sensitive
+    known = tuple(sorted(names | {var + "_FILE" for var in names}))
+    for var in sorted(environ):
+        if var.startswith(env_prefix(name) + "__") and var not in known:
+            key = prefix + var.partition("__")[2].lower()
+            problems.append(Problem(key, f"env {var}", "unknown key" + suggest(var, known)))
     before = len(problems)
     values, sources = resolve([*builtins, *own_fields], given, environ, name, problems)
     if "loop_sleep_seconds" in values and sources["health_max_age_seconds"] == "default":
@@ -258,28 +269,16 @@ def _program(
 def _check_program_env(
     environ: Mapping[str, str], declarations: Mapping[str, type | None], problems: list[Problem]
 ) -> None:
-    """An ``APP_<PROGRAM>__<KEY>`` variable must name a known program (keys: see _program)."""
-    by_env = {env_name("x", name).removesuffix("__X"): name for name in declarations}
+    """An ``APP_<PROGRAM>__<KEY>`` variable must name a known program (its keys: _program)."""
+    prefixes = tuple(env_prefix(name) for name in declarations)
     for var in sorted(environ):
-        if not var.startswith(ENV_PREFIX) or "__" not in var:
-            continue
         head, _, rest = var.partition("__")
-        if head not in by_env:
-            close = suggest(head, tuple(by_env))
-            if close:  # suggest the whole variable: APP_URL_CHECKR__URL -> APP_URL_CHECKER__URL
-                close = f"; did you mean {close.split(chr(39))[1] + '__' + rest!r}?"
-            name = head.removeprefix(ENV_PREFIX).lower()
-            detail = "no worker program of that name" + close
-            problems.append(Problem(f"{PROGRAMS_KEY}.{name}", f"env {var}", detail))
+        if not var.startswith(ENV_PREFIX) or "__" not in var or head in prefixes:
             continue
-        name = by_env[head]
-        cls = declarations[name]
-        keys = list(PER_PROGRAM)
-        if cls is not None and dataclasses.is_dataclass(cls):
-            keys += [f.name for f in dataclasses.fields(cls)]
-        names = {env_name(key, name): key for key in keys}  # env names are case-sensitive
-        known = set(names) | {n + "_FILE" for n in names}
-        if var not in known:
-            key = var.partition("__")[2].lower()
-            detail = "unknown key" + suggest(var, tuple(sorted(known)))
-            problems.append(Problem(f"{PROGRAMS_KEY}.{name}.{key}", f"env {var}", detail))
+        close = closest(
+            head, prefixes
+        )  # the whole variable: APP_URL_CHECKR__URL -> ..._CHECKER__URL
+        hint = f"; did you mean {close + '__' + rest!r}?" if close else ""
+        name = head.removeprefix(ENV_PREFIX).lower()
+        detail = "no worker program of that name" + hint
+        problems.append(Problem(f"{PROGRAMS_KEY}.{name}", f"env {var}", detail))

@@ -162,9 +162,10 @@ def _run_worker(program: str, package: str, settings: Settings) -> None:
     try:
         own: Any = settings.program(program).own or NoSettings()
         metrics = WorkerMetrics(program, settings.metrics_enabled, shape == "long-running")
-        kind = AsyncContext if is_async(work) else Context
+        asynchronous = is_async(work)
+        kind = AsyncContext if asynchronous else Context
         ctx = kind(program, own, settings, logging.getLogger(program), metrics)
-        if is_async(work):
+        if asynchronous:
             run_async(ctx, shape, work, lifespan)  # type: ignore[arg-type]
         else:
             run_sync(ctx, shape, work, lifespan)  # type: ignore[arg-type]

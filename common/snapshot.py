@@ -37,16 +37,13 @@ FILE_NAME = "settings.json"
 def write_snapshot(settings: Settings, path: Path) -> None:
     """Write ``settings`` (every program's section too) to ``path``, mode 0600, atomically."""
     shared = {key: [encode(getattr(settings, key)), src] for key, src in settings.sources.items()}
-    programs: dict[str, Any] = {}
-    for name, section in settings.programs.items():
-        values = {key: getattr(section, key) for key in PER_PROGRAM}
-        if section.own is not None:
-            values |= {
-                f.key: getattr(section.own, f.key) for f in declared_fields(type(section.own))
-            }
-        programs[name] = {
-            k: [encode(v), section.sources.get(k, "default")] for k, v in values.items()
+    programs = {
+        name: {
+            key: [encode(value), section.sources.get(key, "default")]
+            for key, (value, _secret) in section.values().items()
         }
+        for name, section in settings.programs.items()
+    }
     data = json.dumps({"shared": shared, "programs": programs}).encode()
     partial = path.with_name(path.name + ".partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

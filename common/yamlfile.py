@@ -117,6 +117,7 @@ class _Reader:
         self.loader.flatten_mapping(node)  # resolve merge keys (<<: *anchor): merged pairs first
         merged = len(node.value) - explicit
         values: FileValues = {}
+        explicit_lines: dict[str, int] = {}  # a merged pair is overridden by an explicit one
         for index, (key_node, value_node) in enumerate(node.value):
             line = key_node.start_mark.line + 1
             key: object = self.construct(key_node, prefix + "<key>")
@@ -127,21 +128,19 @@ class _Reader:
                     Problem(prefix + repr(key), self._where(key_node), "keys must be strings")
                 )
                 continue
-            if key in values and index >= merged and values[key][1] >= 0:
-                first = values[key][1]
-                detail = f"duplicate key (first on line {first})"
-                self.problems.append(Problem(prefix + key, self._where(key_node), detail))
-                continue
-            # A merged pair is overridden by a later one (YAML merge key spec): its
-            # line is kept negative until an explicit key takes its place.
-            stored_line = line if index >= merged else -line
+            if index >= merged:
+                if key in explicit_lines:
+                    detail = f"duplicate key (first on line {explicit_lines[key]})"
+                    self.problems.append(Problem(prefix + key, self._where(key_node), detail))
+                    continue
+                explicit_lines[key] = line
             if raw or (not prefix and key == PROGRAMS_KEY):
-                values[key] = (value_node, stored_line)
+                values[key] = (value_node, line)
             else:
                 value = self.construct(value_node, prefix + key)
                 if value is not _INVALID:
-                    values[key] = (value, stored_line)
-        return {key: (value, abs(line)) for key, (value, line) in values.items()}
+                    values[key] = (value, line)
+        return values
 
     def sections(self, entry: tuple[object, int]) -> dict[str, tuple[FileValues, int]]:
         """``programs:`` as ``{program: (its settings, line of its name)}``."""

@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from supervisor import events
@@ -106,6 +107,14 @@ def make_interface(supervisord: Any, **config: str) -> Pid1Interface:
     return Pid1Interface(fail_fast)
 
 
+def _stopping(supervisord: Any) -> Iterator[Any]:
+    """Each process supervisord has STOPPING, with a pid."""
+    for group in supervisord.process_groups.values():
+        for process in group.processes.values():
+            if process.pid and process.get_state() == ProcessStates.STOPPING:
+                yield process
+
+
 def _report_kills(supervisord: Any) -> None:
     """Wrap the main loop's poll: log each process that supervisord is about to SIGKILL.
 
@@ -121,18 +130,10 @@ def _report_kills(supervisord: Any) -> None:
     def poll_and_report(timeout: float) -> Any:
         result = poll(timeout)
         now = time.time()
-        for group in supervisord.process_groups.values():
-            for process in group.processes.values():
-                pid = process.pid
-                if (
-                    pid
-                    and pid not in reported
-                    and process.get_state() == ProcessStates.STOPPING
-                    and process.delay
-                    and now >= process.delay
-                ):
-                    reported.add(pid)
-                    _log_kill(process)
+        for process in _stopping(supervisord):
+            if process.pid not in reported and process.delay and now >= process.delay:
+                reported.add(process.pid)
+                _log_kill(process)
         return result
 
     poller.poll = poll_and_report
@@ -167,12 +168,10 @@ def _resend_stop_signals_while_stopping(supervisord: Any) -> None:
                 due.append(now + RESEND_AFTER_SECONDS)
             elif due[0] and now >= due[0]:
                 due[0] = 0
-                for group in supervisord.process_groups.values():
-                    for process in group.processes.values():
-                        if process.get_state() == ProcessStates.STOPPING and process.pid:
-                            pid = -process.pid if process.config.stopasgroup else process.pid
-                            with contextlib.suppress(OSError):
-                                os.kill(pid, process.config.stopsignal)
+                for process in _stopping(supervisord):
+                    pid = -process.pid if process.config.stopasgroup else process.pid
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, process.config.stopsignal)
         return poll(timeout)
 
     poller.poll = poll_and_resend
