@@ -9,9 +9,9 @@ came from. Every problem found in one load is collected into a single
 The built-in settings are :class:`Settings`; each worker program may declare
 its own (``services/<program>/settings.py``, see :mod:`common.settings`), read
 from ``APP_<PROGRAM>__<KEY>`` > ``programs: {<program>: {<key>: ...}}`` >
-the declared default. ``loop_sleep_seconds`` and ``health_max_age_seconds``
-can be set per program the same way; the top-level value is every program's
-default. Any setting's variable ``APP_X`` may be given as ``APP_X_FILE`` (a
+the declared default. ``loop_sleep_seconds``, ``health_max_age_seconds`` and
+``watchdog_seconds`` can be set per program the same way; the top-level value
+is every program's default. Any setting's variable ``APP_X`` may be given as ``APP_X_FILE`` (a
 path whose content is the value, one trailing newline stripped: the Docker
 and Kubernetes secrets convention).
 
@@ -42,6 +42,8 @@ MAX_SOCKET_PATH = 107  # bytes: sun_path of struct sockaddr_un on Linux, unix(7)
 SNAPSHOT_ENV = "APP_RESOLVED_SETTINGS"
 # The identity (service, env, instance) app-entrypoint resolved, as JSON, for PID 1's last line.
 SUPERVISORD_IDENTITY_ENV = "APP_SUPERVISORD_IDENTITY"
+# Which worker programs start, and their watchdog bounds, as JSON (entrypoint.workers).
+SUPERVISORD_PROGRAMS_ENV = "APP_SUPERVISORD_PROGRAMS"
 # Variables the entrypoint sets for supervisord.conf and PID 1; not settings, not typos.
 INTERNAL_ENV = {
     CONFIG_PATH_ENV,
@@ -49,7 +51,9 @@ INTERNAL_ENV = {
     "APP_SUPERVISORD_USER",
     "APP_SUPERVISORD_FAIL_FAST",
     SUPERVISORD_IDENTITY_ENV,
+    SUPERVISORD_PROGRAMS_ENV,
 }
+SecondsOrOff = Annotated[float, conv.seconds_or_off]  # 0 turns the thing off
 COMPUTED = "computed"  # field metadata: the default is derived by load_settings
 
 
@@ -85,6 +89,7 @@ class ProgramSettings:
     name: str
     loop_sleep_seconds: float
     health_max_age_seconds: float
+    watchdog_seconds: float
     own: Any = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -119,11 +124,15 @@ class Settings:
     metrics_port: Annotated[int, conv.port] = 8000
     loop_sleep_seconds: Seconds = 5.0
     health_max_age_seconds: Seconds = field(default=30.0, metadata={COMPUTED: True})
+    watchdog_seconds: SecondsOrOff = field(default=120.0, metadata={COMPUTED: True})
     version: Annotated[str, conv.text] = "0.0.0-dev"
     commit: Annotated[str, conv.text] = "unknown"
     instance: Annotated[str, conv.name] = field(default="localhost", metadata={COMPUTED: True})
     runtime_dir: Annotated[Path, conv.directory] = Path(".run")
-    workers: Annotated[tuple[str, ...], conv.program_list] = ("sync_worker", "async_worker")
+    # Default: every worker program of supervisord.conf (the loader's declarations).
+    workers: Annotated[tuple[str, ...], conv.program_list] = field(
+        default=(), metadata={COMPUTED: True}
+    )
     fail_fast: bool = True
     programs: Mapping[str, ProgramSettings] = field(default_factory=dict, metadata={RESOLVED: 1})
     sources: Mapping[str, str] = field(default_factory=dict, metadata={RESOLVED: 1})
@@ -143,16 +152,29 @@ class Settings:
         found = self.programs.get(name)
         if found is not None:
             return found
-        return ProgramSettings(name, self.loop_sleep_seconds, self.health_max_age_seconds)
+        return ProgramSettings(
+            name, self.loop_sleep_seconds, self.health_max_age_seconds, self.watchdog_seconds
+        )
 
 
 KEYS = tuple(f.name for f in dataclasses.fields(Settings) if RESOLVED not in f.metadata)
-PER_PROGRAM = ("loop_sleep_seconds", "health_max_age_seconds")
+PER_PROGRAM = ("loop_sleep_seconds", "health_max_age_seconds", "watchdog_seconds")
+WATCHDOG_PER_MAX_AGE = 4  # watchdog_seconds defaults to this many health_max_age_seconds
 
 
 def default_health_max_age(loop_sleep_seconds: float) -> float:
     """Default freshness bound in seconds: ``max(30, 3 * loop_sleep_seconds)``."""
     return max(30.0, 3.0 * loop_sleep_seconds)
+
+
+def default_watchdog(health_max_age_seconds: float) -> float:
+    """Default hang bound in seconds: 4 x ``health_max_age_seconds`` (120 s by default).
+
+    Readiness (``/readyz`` 503) reacts first, at 1 x; a restart needs four times
+    as long without progress, so an iteration that is only slow is reported,
+    not killed.
+    """
+    return WATCHDOG_PER_MAX_AGE * health_max_age_seconds
 
 
 def closest(word: str, choices: tuple[str, ...]) -> str | None:

@@ -83,18 +83,27 @@ def port(value: object) -> int:
     return integer(value, 1, 65535)
 
 
-def positive_seconds(value: object) -> float:
-    """A finite number of seconds, greater than 0 and at most one week."""
+def positive_seconds(value: object, *, zero: bool = False) -> float:
+    """A finite number of seconds, greater than 0 (or 0 if ``zero``) and at most one week."""
     expected = f"a number of seconds > 0 and <= {MAX_SECONDS:g}"
+    if zero:
+        expected = f"0 (off) or {expected}"
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"expected {expected}")
     try:
         number = float(value)
     except (ValueError, OverflowError):  # OverflowError: a YAML int too large for a float
         raise ValueError(f"expected {expected}") from None
-    if not (math.isfinite(number) and 0 < number <= MAX_SECONDS):
+    if not (
+        math.isfinite(number) and (number > 0 or (zero and number == 0)) and number <= MAX_SECONDS
+    ):
         raise ValueError(f"expected {expected}")
     return number
+
+
+def seconds_or_off(value: object) -> float:
+    """0 (off) or a number of seconds > 0 and at most one week."""
+    return positive_seconds(value, zero=True)
 
 
 def boolean(value: object) -> bool:

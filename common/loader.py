@@ -28,9 +28,11 @@ from common.config import (
     ConfigError,
     Problem,
     ProgramSettings,
+    SecondsOrOff,
     Settings,
     closest,
     default_health_max_age,
+    default_watchdog,
     env_name,
     env_prefix,
     is_secret,
@@ -66,11 +68,7 @@ def load(environ: Mapping[str, str], declarations: Mapping[str, type | None]) ->
         else:
             problems.append(Problem(key, f"{path} line {line}", "unknown key" + suggest(key, keys)))
     values, sources = resolve(fields, given, environ, None, problems)
-    loop = values.get("loop_sleep_seconds")
-    max_age_set = sources["health_max_age_seconds"] != "default"
-    if not max_age_set and loop is not None:
-        values["health_max_age_seconds"] = default_health_max_age(loop)
-    _check_max_age(values, sources, "", problems)
+    set_at_top = _computed_defaults(values, sources, tuple(declarations), problems)
 
     names = tuple(declarations)
     for name, (_section, line) in config.programs.items():
@@ -82,9 +80,10 @@ def load(environ: Mapping[str, str], declarations: Mapping[str, type | None]) ->
     # Top-level values that failed (their problem is recorded) give way to the
     # defaults, so that every program's section is still checked.
     loop_default = Settings.loop_sleep_seconds
-    shared = {
+    shared: dict[str, Any] = {
         "loop_sleep_seconds": loop_default,
         "health_max_age_seconds": default_health_max_age(loop_default),
+        "watchdog_seconds": default_watchdog(default_health_max_age(loop_default)),
     } | values
     for name, cls in declarations.items():
         section = config.programs.get(name, ({}, 0))[0]
@@ -95,7 +94,7 @@ def load(environ: Mapping[str, str], declarations: Mapping[str, type | None]) ->
             given=file_given,
             environ=environ,
             shared=shared,
-            max_age_set=max_age_set,
+            set_at_top=set_at_top,
             problems=problems,
         )
         if found is not None:
@@ -189,6 +188,30 @@ def _from_env(
     return text, f"file {where} (env {file_var})"
 
 
+def _computed_defaults(
+    values: dict[str, Any],
+    sources: dict[str, str],
+    workers: tuple[str, ...],
+    problems: list[Problem],
+) -> dict[str, bool]:
+    """Derive the top-level computed defaults; return which of them were set instead.
+
+    ``health_max_age_seconds`` from the loop, ``watchdog_seconds`` from that,
+    ``workers`` = every worker program (``workers``); the first two are checked.
+    """
+    set_at_top = {key: sources[key] != "default" for key in PER_PROGRAM}
+    loop = values.get("loop_sleep_seconds")
+    if not set_at_top["health_max_age_seconds"] and loop is not None:
+        values["health_max_age_seconds"] = default_health_max_age(loop)
+    _check_max_age(values, sources, "", problems)
+    if not set_at_top["watchdog_seconds"] and "health_max_age_seconds" in values:
+        values["watchdog_seconds"] = default_watchdog(values["health_max_age_seconds"])
+    _check_watchdog(values, sources, "", problems)
+    if sources["workers"] == "default":
+        values["workers"] = workers
+    return set_at_top
+
+
 class _Computed:
     """The default of a field that :func:`load` derives (``health_max_age_seconds``...)."""
 
@@ -203,6 +226,19 @@ def _check_max_age(
         problems.append(Problem(key, sources["health_max_age_seconds"], detail))
 
 
+def _check_watchdog(
+    values: dict[str, Any], sources: dict[str, str], prefix: str, problems: list[Problem]
+) -> None:
+    watchdog, loop = values.get("watchdog_seconds"), values.get("loop_sleep_seconds")
+    derived = sources["watchdog_seconds"] == "default"  # 4 x a max age already checked
+    if watchdog and loop is not None and watchdog <= loop and not derived:
+        detail = (
+            f"must be 0 (off) or greater than loop_sleep_seconds ({loop:g}):"
+            " a periodic worker makes progress once per loop"
+        )
+        problems.append(Problem(prefix + "watchdog_seconds", sources["watchdog_seconds"], detail))
+
+
 def _program(
     name: str,
     cls: type | None,
@@ -210,15 +246,21 @@ def _program(
     given: Given,
     environ: Mapping[str, str],
     shared: dict[str, Any],
-    max_age_set: bool,
+    set_at_top: dict[str, bool],
     problems: list[Problem],
 ) -> ProgramSettings | None:
-    """One program's section: the per-program built-ins, then its declared settings."""
+    """One program's section: the per-program built-ins, then its declared settings.
+
+    A built-in the section does not set takes the top-level value if that was
+    set (``set_at_top``), else its default computed from the section's own loop.
+    """
     prefix = f"{PROGRAMS_KEY}.{name}."
     convert, _ = converter_for(Seconds)
     loop_default = shared["loop_sleep_seconds"]
     builtins = [Field("loop_sleep_seconds", convert, loop_default, float, False)]
     builtins.append(Field("health_max_age_seconds", convert, _Computed(), float, False))
+    off_or_seconds, _ = converter_for(SecondsOrOff)
+    builtins.append(Field("watchdog_seconds", off_or_seconds, _Computed(), float, False))
     own_fields: list[Field] = []
     if cls is not None:
         try:
@@ -243,15 +285,19 @@ def _program(
             problems.append(Problem(key, f"env {var}", "unknown key" + suggest(var, known)))
     before = len(problems)
     values, sources = resolve([*builtins, *own_fields], given, environ, name, problems)
-    if "loop_sleep_seconds" in values and sources["health_max_age_seconds"] == "default":
-        values["health_max_age_seconds"] = (
-            shared["health_max_age_seconds"]
-            if max_age_set
-            else default_health_max_age(values["loop_sleep_seconds"])
-        )
-        if max_age_set:
-            sources["health_max_age_seconds"] = "top-level health_max_age_seconds"
+    computed = (
+        ("health_max_age_seconds", "loop_sleep_seconds", default_health_max_age),
+        ("watchdog_seconds", "health_max_age_seconds", default_watchdog),
+    )
+    for key, basis, default in computed:
+        if basis in values and sources[key] == "default":
+            if set_at_top[key]:
+                values[key] = shared[key]
+                sources[key] = f"top-level {key}"
+            else:
+                values[key] = default(values[basis])
     _check_max_age(values, sources, prefix, problems)
+    _check_watchdog(values, sources, prefix, problems)
     if len(problems) > before:
         return None
     own = None

@@ -175,6 +175,19 @@ def process_exits_counter() -> Any:
 
 
 @functools.cache
+def watchdog_restarts_counter() -> Any:
+    """``app_watchdog_restarts_total{program}``: hung workers restarted (listener).
+
+    Created on first call (one per process).
+    """
+    return _unregistered_counter(
+        "app_watchdog_restarts",
+        "Workers restarted by the watchdog: no progress for watchdog_seconds.",
+        ("program",),
+    )
+
+
+@functools.cache
 def quarantined_files_counter() -> Any:
     """``app_metric_files_quarantined_total``: damaged files set aside (exporter, listener).
 

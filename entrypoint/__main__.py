@@ -35,6 +35,7 @@ from common import exporter_address
 from common.config import (
     SNAPSHOT_ENV,
     SUPERVISORD_IDENTITY_ENV,
+    SUPERVISORD_PROGRAMS_ENV,
     ConfigError,
     Problem,
     Settings,
@@ -43,7 +44,7 @@ from common.config import (
 from common.errors import FatalError
 from common.program import declared_settings, run_program
 from common.snapshot import FILE_NAME, write_snapshot
-from common.supervisord_conf import module_programs, programs, read_conf, worker_packages
+from common.supervisord_conf import module_programs, read_conf, worker_packages
 from entrypoint import STOP_SIGNALS
 
 SUPERVISORD_CONF = Path("supervisord.conf")
@@ -88,6 +89,7 @@ def supervisord_environ(settings: Settings) -> dict[str, str]:
         # supervisord logs CRIT "running as root" unless user= is set: name ourselves.
         APP_SUPERVISORD_USER=str(os.getuid()),
         APP_SUPERVISORD_FAIL_FAST=str(settings.fail_fast).lower(),
+        **{SUPERVISORD_PROGRAMS_ENV: programs_environ(settings)},
         **{SUPERVISORD_IDENTITY_ENV: json.dumps(identity)},
         PATH=bindir + os.pathsep + environ.get("PATH", os.defpath),
         **{SNAPSHOT_ENV: str(settings.runtime_dir / FILE_NAME)},
@@ -144,14 +146,65 @@ def _close_package(module: str) -> str:
 
 
 def check_workers(settings: Settings, conf: Path) -> None:
-    """Raise :class:`ConfigError` if ``conf`` is missing, does not parse, or lacks a worker."""
-    names = programs(_parse(conf))
+    """Raise :class:`ConfigError` unless each of ``workers`` is a worker program of ``conf``.
+
+    Also if a worker program's block starts it by itself (``autostart`` not
+    false): then ``workers`` could not keep it from starting. Raises for a
+    missing or unparsable ``conf`` too.
+    """
+    parser = _parse(conf)
+    names = tuple(worker_packages(parser))
     unknown = [name for name in settings.workers if name not in names]
+    problems = []
     if unknown:
-        detail = ", ".join(repr(n) + suggest(n, names) for n in unknown)
-        raise ConfigError(
-            [Problem("workers", settings.sources["workers"], f"no [program:x] in {conf}: {detail}")]
-        )
+        detail = f"not a worker program of {conf} (python -m <package> with a worker module): "
+        detail += ", ".join(repr(n) + suggest(n, names) for n in unknown)
+        problems.append(Problem("workers", settings.sources["workers"], detail))
+    for name in names:
+        value = parser.get(f"program:{name}", "autostart", fallback="true")
+        if value.strip().lower() not in ("false", "no", "off", "0"):
+            detail = "must be false in a worker's block: the workers setting starts the chosen ones"
+            problems.append(Problem(f"[program:{name}] autostart", str(conf), detail))
+    if problems:
+        raise ConfigError(problems)
+
+
+def check_watchdog(settings: Settings) -> None:
+    """Raise :class:`ConfigError` for a ``watchdog_seconds`` set while metrics are off.
+
+    The watchdog reads freshness from the metric files; its default is simply
+    off then (``APP_SUPERVISORD_PROGRAMS`` says 0), a value set on purpose is
+    a contradiction.
+    """
+    detail = "needs metrics_enabled: true (freshness is read from the metric files); set 0"
+    sources = {"watchdog_seconds": settings.sources["watchdog_seconds"]}
+    for name, section in settings.programs.items():
+        sources[f"programs.{name}.watchdog_seconds"] = section.sources.get("watchdog_seconds", "")
+    problems = [
+        Problem(key, source, detail)
+        for key, source in sources.items()
+        if source not in ("default", "", "top-level watchdog_seconds")
+    ]
+    if problems and not settings.metrics_enabled:
+        raise ConfigError(problems)
+
+
+def programs_environ(settings: Settings) -> str:
+    """``APP_SUPERVISORD_PROGRAMS`` for :mod:`entrypoint.workers`, as JSON.
+
+    ``{program: {"start": bool, "watchdog_seconds": float}}`` for every worker
+    program: ``start`` for those named by ``workers``; the watchdog is off (0)
+    while metrics are.
+    """
+    return json.dumps(
+        {
+            name: {
+                "start": name in settings.workers,
+                "watchdog_seconds": section.watchdog_seconds if settings.metrics_enabled else 0.0,
+            }
+            for name, section in settings.programs.items()
+        }
+    )
 
 
 def append_to_regular_stdout() -> None:
@@ -166,6 +219,7 @@ def append_to_regular_stdout() -> None:
 
 def _main(settings: Settings) -> None:
     check_workers(settings, SUPERVISORD_CONF)
+    check_watchdog(settings)
     if _socket_answers(settings.supervisor_socket):
         raise FatalError(
             f"a supervisord already answers on {settings.supervisor_socket}; "

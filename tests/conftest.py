@@ -192,6 +192,13 @@ class Stack:
         )  # fmt: skip
         if "workers" not in settings and set(TEST_WORKERS) <= set(self.processes):
             settings = {"workers": ",".join(TEST_WORKERS), **settings}  # not your defaults
+        # A worker's block says autostart=false: it runs if the workers setting names it.
+        workers = {
+            s.partition(":")[2] for s in conf.sections()
+            if conf.get(s, "autostart", fallback="true") == "false"
+        }  # fmt: skip
+        chosen = set(settings["workers"].split(",")) if "workers" in settings else workers
+        self.running = tuple(p for p in self.processes if p not in workers or p in chosen)
         self.runtime_dir = tmp / "run"
         self.port = free_port()
         self.env = base_env(self.runtime_dir, self.port, **settings) | dict(extra_env or {})
@@ -249,7 +256,7 @@ class Stack:
         pytest.fail(f"timed out after {timeout} s waiting for {what}; output: {self.lines[-20:]}")
 
     def wait_ready(self, timeout: float = 15.0) -> None:
-        """Wait until /readyz answers 200 and every program is RUNNING."""
+        """Wait until /readyz answers 200 and every process that should run is RUNNING."""
 
         def ready() -> bool:
             try:
@@ -257,7 +264,7 @@ class Stack:
             except OSError:
                 return False
             running = self.ctl("status").stdout.count("RUNNING")
-            return status == 200 and running == len(self.processes)
+            return status == 200 and running == len(self.running)
 
         self.wait_until(ready, timeout, "/readyz 200 and every process RUNNING")
 

@@ -247,9 +247,40 @@ def test_unquoted_yaml_number_for_a_string_key_is_explained(tmp_path: Path) -> N
     assert "quote values such as '1.10'" in problem
 
 
-def test_default_workers_are_the_supervisord_programs(tmp_path: Path) -> None:
-    """The default workers list names every supervisord program except the exporter."""
-    assert set(load(tmp_path).workers) == set(WORKERS)
+def test_default_workers_are_the_supervisord_worker_programs(tmp_path: Path) -> None:
+    """The default workers are every worker program of supervisord.conf, in its order."""
+    path = tmp_path / "config.yml"
+    path.write_text("")
+    settings = load_settings(
+        {"APP_CONFIG_PATH": str(path)}, declarations(ROOT / "supervisord.conf")
+    )
+    assert settings.workers == WORKERS
+    assert settings.sources["workers"] == "default"
+
+
+def test_watchdog_defaults_to_four_health_bounds_per_program(tmp_path: Path) -> None:
+    """watchdog_seconds is 4 x each program's health_max_age_seconds unless set; 0 is off."""
+    path = tmp_path / "config.yml"
+    path.write_text("programs:\n  async_worker:\n    watchdog_seconds: 0\n")
+    env = {"APP_CONFIG_PATH": str(path), "APP_SYNC_WORKER__LOOP_SLEEP_SECONDS": "20"}
+    settings = load_settings(env, declarations(ROOT / "supervisord.conf"))
+    assert settings.watchdog_seconds == 120.0
+    assert settings.program("sync_worker").watchdog_seconds == 240.0  # 4 x max(30, 3 x 20)
+    assert settings.program("async_worker").watchdog_seconds == 0.0
+    top = load_settings(
+        env | {"APP_WATCHDOG_SECONDS": "300"}, declarations(ROOT / "supervisord.conf")
+    )
+    assert top.program("sync_worker").watchdog_seconds == 300.0
+    assert top.program("sync_worker").sources["watchdog_seconds"] == "top-level watchdog_seconds"
+
+
+def test_watchdog_at_or_below_the_loop_interval_is_refused(tmp_path: Path) -> None:
+    """A watchdog that fires between two iterations would restart a healthy worker: refused."""
+    [problem] = problems(tmp_path, "loop_sleep_seconds: 10\nwatchdog_seconds: 10\n")
+    assert problem == (
+        "watchdog_seconds (%s line 2): must be 0 (off) or greater than loop_sleep_seconds (10):"
+        " a periodic worker makes progress once per loop" % (tmp_path / "config.yml")
+    )
 
 
 def test_unknown_log_level_is_refused(tmp_path: Path) -> None:
@@ -337,7 +368,7 @@ def test_effective_settings_give_every_value_and_its_source(tmp_path: Path) -> N
     assert set(report) == set(KEYS)
     assert report["metrics_port"] == {"value": 9100, "source": "env APP_METRICS_PORT"}
     assert str(report["env"]["source"]).endswith("config.yml line 1")
-    assert report["workers"]["value"] == list(WORKERS)
+    assert report["workers"]["value"] == []  # no declarations given: no worker program
 
 
 def test_bad_file_value_is_an_error_even_when_env_overrides_it(tmp_path: Path) -> None:

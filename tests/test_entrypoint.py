@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -9,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from common.config import ConfigError, load_settings, unknown_env_names
-from entrypoint.__main__ import check_workers, prepare_runtime_dir, supervisord_environ
+from entrypoint.__main__ import (
+    check_watchdog,
+    check_workers,
+    prepare_runtime_dir,
+    supervisord_environ,
+)
 
 
 def test_runtime_dir_is_private_and_metrics_start_empty(tmp_path: Path) -> None:
@@ -58,3 +64,40 @@ def test_unparsable_supervisord_conf_is_a_config_error(tmp_path: Path, broken: s
     with pytest.raises(ConfigError) as caught:
         check_workers(settings, conf)
     assert str(conf) in str(caught.value)
+
+
+def test_a_worker_block_that_starts_itself_is_refused(tmp_path: Path) -> None:
+    """A worker block without autostart=false could not be kept from starting: ConfigError."""
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text(
+        "[program:a]\ncommand=python -m services.sync_worker\nautostart=false\n"
+        "[program:b]\ncommand=python -m services.async_worker\n"
+        "[program:c]\ncommand=app-exporter\n"
+    )
+    empty = tmp_path / "c.yml"
+    empty.write_text("")
+    settings = load_settings({"APP_CONFIG_PATH": str(empty), "APP_WORKERS": "a,c"})
+    with pytest.raises(ConfigError) as caught:
+        check_workers(settings, conf)
+    assert [str(p) for p in caught.value.problems] == [
+        "workers (env APP_WORKERS): not a worker program of"
+        f" {conf} (python -m <package> with a worker module): 'c'",
+        f"[program:b] autostart ({conf}): must be false in a worker's block:"
+        " the workers setting starts the chosen ones",
+    ]
+
+
+def test_a_watchdog_set_while_metrics_are_off_is_refused(tmp_path: Path) -> None:
+    """watchdog_seconds reads the metric files: set with metrics_enabled false, it is an error."""
+    empty = tmp_path / "c.yml"
+    empty.write_text("")
+    env = {"APP_CONFIG_PATH": str(empty), "APP_METRICS_ENABLED": "false"}
+    workers = {"sync_worker": None}
+    check_watchdog(load_settings(env, workers))  # the default: simply off
+    off = supervisord_environ(load_settings(env, workers))["APP_SUPERVISORD_PROGRAMS"]
+    assert json.loads(off) == {"sync_worker": {"start": True, "watchdog_seconds": 0.0}}
+    with pytest.raises(ConfigError) as caught:
+        check_watchdog(load_settings(env | {"APP_SYNC_WORKER__WATCHDOG_SECONDS": "60"}, workers))
+    [problem] = caught.value.problems
+    assert problem.key == "programs.sync_worker.watchdog_seconds"
+    assert problem.source == "env APP_SYNC_WORKER__WATCHDOG_SECONDS"

@@ -39,7 +39,7 @@ def settings_for(tmp_path: Path, **env: str) -> Settings:
     """Settings from ``env`` and an empty config file."""
     empty = tmp_path / "c.yml"
     empty.write_text("")
-    return load_settings({"APP_CONFIG_PATH": str(empty)} | env)
+    return load_settings({"APP_CONFIG_PATH": str(empty)} | env, dict.fromkeys(WORKERS))
 
 
 def call(app: Any, path: str) -> tuple[str, dict[str, str], bytes]:

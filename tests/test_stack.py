@@ -286,7 +286,7 @@ def test_unknown_worker_in_settings_exits_78(tmp_path: Path) -> None:
     assert result.returncode == 78
     record = json.loads(result.stdout.splitlines()[-1])
     assert record["event"] == "config_invalid"
-    assert "workers (env APP_WORKERS): no [program:x] in supervisord.conf" in record["msg"]
+    assert "workers (env APP_WORKERS): not a worker program of supervisord.conf" in record["msg"]
     assert "'asyn_worker'; did you mean 'async_worker'?" in record["msg"]
 
 

@@ -8,6 +8,10 @@
   compacted (:func:`common.multiproc.compact`).
 - ``TICK_5``: the same compaction every 5 s, for processes that died without
   an event (killed while STARTING, say).
+- ``REMOTE_COMMUNICATION`` from the watchdog (:mod:`entrypoint.workers`):
+  ``watchdog_restart`` becomes one ERROR line on behalf of the hung program
+  (``event`` "watchdog_restart", its ``age_seconds``...) and counts in
+  ``app_watchdog_restarts_total{program}``; ``watchdog_kill`` one WARNING line.
 - ``PROCESS_LOG_STDERR``: what a program wrote to its file descriptor 2
   (an interpreter traceback before logging is set up, a C extension's
   message) becomes one record (``logger`` "stderr", ``event`` "stderr").
@@ -35,6 +39,17 @@ from services.event_listener import protocol
 log = logging.getLogger("event_listener")
 GONE = {"EXITED", "STOPPED", "BACKOFF", "FATAL"}
 _LEVELS = {"FATAL": "ERROR", "BACKOFF": "WARNING"}
+WATCHDOG_MESSAGES = {
+    "watchdog_restart": (
+        "ERROR",
+        "{program} made no progress for {age_seconds} s (watchdog_seconds {watchdog_seconds}):"
+        " restarting it",
+    ),
+    "watchdog_kill": (
+        "WARNING",
+        "{program} still ran {after_seconds} s after its stop signal: SIGKILL",
+    ),
+}
 
 
 def record(
@@ -87,6 +102,24 @@ class Handler:
             self.state_change(name.removeprefix("PROCESS_STATE_"), protocol.headers(payload))
         elif name == "TICK_5":
             self.compact()
+        elif name == "REMOTE_COMMUNICATION":
+            self.remote(payload)
+
+    def remote(self, payload: str) -> None:
+        """Log (and count) a watchdog action; other remote events are ignored."""
+        first, _, data = payload.partition("\n")
+        kind = first.removeprefix("type:")
+        if kind not in WATCHDOG_MESSAGES:
+            return
+        fields = json.loads(data)
+        program = str(fields.pop("program"))
+        level, template = WATCHDOG_MESSAGES[kind]
+        msg = template.format(program=program, **fields)
+        write_record(record(self.settings, program, level, "watchdog", msg, event=kind, **fields))
+        if kind == "watchdog_restart" and self.multiproc_dir is not None:
+            from common.metrics import watchdog_restarts_counter
+
+            watchdog_restarts_counter().labels(program).inc()
 
     def state_change(self, to_state: str, fields: dict[str, str]) -> None:
         """Log the change; count an exit; compact once a process has gone."""

@@ -8,8 +8,9 @@ Routes:
   and gzip as negotiated by ``prometheus_client.make_wsgi_app``. 404 when
   ``metrics_enabled`` is false.
 - ``GET /healthz``: 200 while this process serves HTTP.
-- ``GET /readyz``: 200 when every worker is fresh and supervisord runs every
-  process, else 503; JSON from :func:`services.metrics_exporter.readiness.readiness`.
+- ``GET /readyz``: 200 when every worker that ``workers`` starts is fresh and
+  supervisord runs every process (the workers not started aside), else 503;
+  JSON from :func:`services.metrics_exporter.readiness.readiness`.
   ``app-health`` prints this JSON.
 """
 
@@ -50,6 +51,28 @@ class BuildInfoCollector:
     def collect(self) -> Iterator[Metric]:
         """Yield the one info metric."""
         yield InfoMetricFamily("app_build", "Build and deployment of this container.", self._labels)
+
+
+class WorkersCollector:
+    """Yields ``app_worker_expected{program} 1`` for each worker the ``workers`` setting starts.
+
+    Alert rules and the dashboard join on it: which workers must report is
+    known here, not kept in a list in the rules (``absent()`` cannot know it).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.workers = settings.workers
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the one gauge family."""
+        expected = GaugeMetricFamily(
+            "app_worker_expected",
+            "1 for each worker program this container starts (the workers setting).",
+            labels=["program"],
+        )
+        for name in self.workers:
+            expected.add_metric([name], 1)
+        yield expected
 
 
 class DirectoryCollector:
@@ -139,8 +162,10 @@ def make_app(
     registry = CollectorRegistry()
     registry.register(collector)
     registry.register(BuildInfoCollector(settings))
+    registry.register(WorkersCollector(settings))
     supervisor = SupervisorClient(settings.runtime_dir, SupervisorCollector.TIMEOUT_SECONDS)
     registry.register(SupervisorCollector(supervisor))
+    not_started = frozenset(settings.programs) - frozenset(settings.workers)
     metrics_app = make_wsgi_app(registry)
 
     def ready_report() -> tuple[str, dict[str, Any]]:
@@ -151,6 +176,7 @@ def make_app(
             lambda name: settings.program(name).health_max_age_seconds,
             now=time.time(),
             processes=process_infos(supervisor),
+            unjudged=not_started,
         )
         return ("200 OK" if ready else "503 Service Unavailable"), report
 

@@ -6,8 +6,9 @@ iteration for a periodic one (``app_last_iteration_timestamp_seconds``). It is
 *fresh* when ``now - that timestamp`` is at most its program's
 ``health_max_age_seconds``; *stale* when older; *stopped* when its ``app_up``
 is 0 (it stopped cleanly or crashed: no need to wait until it is stale);
-*missing* when it has written neither yet. Every process
-supervisord runs (programs and the event listener) must be RUNNING, or STARTING
+*missing* when it has written neither yet. Only the workers the ``workers``
+setting starts are judged. Every other process supervisord runs (the
+exporter and the event listener; not the workers left unstarted) must be RUNNING, or STARTING
 for the first time: supervisord calls a process RUNNING only once it has lived
 ``startsecs`` (2 s), and requiring that would hold every start of the
 container back by 2 s. A process STARTING again after it ended (``stop`` > 0 in
@@ -93,6 +94,7 @@ def readiness(
     *,
     now: float,
     processes: list[dict[str, Any]] | str,
+    unjudged: frozenset[str] = frozenset(),
 ) -> tuple[bool, dict[str, Any]]:
     """Judge each worker and each process; return ``(ready, report)`` with a JSON-ready ``report``.
 
@@ -100,7 +102,9 @@ def readiness(
     false); ``max_age_seconds(program)`` is that program's bound. ``processes``
     is supervisord's ``getAllProcessInfo()`` (dicts with ``group``, ``name``,
     ``statename``, ``stop``), or why supervisord could not be asked;
-    ``report["processes"]`` is ``{"group:name": state name}``.
+    ``report["processes"]`` is ``{"group:name": state name}``; the programs in
+    ``unjudged`` (the workers this container does not start) are listed there
+    but never a problem, in whatever state an operator left them.
     ``report["programs"][name]`` is :func:`judge`'s dict (``status`` "fresh",
     "stale", "stopped" or "missing"; ``freshness`` "last_heartbeat" or
     "last_iteration"); ``report["not_ready"]`` lists the non-fresh workers;
@@ -118,7 +122,11 @@ def readiness(
         states: dict[str, str] | str = processes
     else:
         states = {f"{p['group']}:{p['name']}": str(p["statename"]) for p in processes}
-        problems += [_process_problem(p) for p in processes if not _process_up(p)]
+        problems += [
+            _process_problem(p)
+            for p in processes
+            if not _process_up(p) and p["name"] not in unjudged
+        ]
         if not processes:
             problems.append("supervisord runs no process")
     report = {
