@@ -134,6 +134,9 @@ class Settings:
         default=(), metadata={COMPUTED: True}
     )
     fail_fast: bool = True
+    # Set-up commands app-entrypoint runs, in order, before supervisord (entrypoint.prestart).
+    prestart: Annotated[tuple[str, ...], conv.command_list] = ()
+    prestart_timeout_seconds: Seconds = 60.0
     programs: Mapping[str, ProgramSettings] = field(default_factory=dict, metadata={RESOLVED: 1})
     sources: Mapping[str, str] = field(default_factory=dict, metadata={RESOLVED: 1})
 

@@ -204,3 +204,27 @@ def path(value: object) -> str:
 def directory(value: object) -> Path:
     """A directory path (a non-empty single-line string), made absolute."""
     return Path(text(value)).absolute()
+
+
+def command_list(value: object) -> tuple[str, ...]:
+    """Command lines: a YAML list of strings, or one per line in the environment.
+
+    Each is split as a POSIX shell splits words (:func:`shlex.split`), but no
+    shell runs it: write ``sh -c '...'`` for pipes or variables. Blank lines of
+    an environment value are skipped.
+    """
+    import shlex
+
+    expected = "a list of command lines (in the environment: one per line)"
+    if isinstance(value, str):
+        items: object = [line for line in value.splitlines() if line.strip()]
+    else:
+        items = value
+    if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
+        raise ValueError(f"expected {expected}")
+    for number, item in enumerate(items, 1):
+        try:
+            shlex.split(item)
+        except ValueError as exc:
+            raise ValueError(f"command {number} does not split into words ({exc})") from None
+    return tuple(item.strip() for item in items)

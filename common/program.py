@@ -22,7 +22,7 @@ from common.config import (
     load_settings,
     unknown_env_names,
 )
-from common.errors import FatalError
+from common.errors import EarlyExitError, FatalError
 from common.loglines import capture_std_streams
 
 log = logging.getLogger("program")
@@ -89,6 +89,8 @@ def run_program(
             extra={"event": logs.CONFIG_INVALID, "problems": [str(p) for p in exc.problems]},
         )
         return EX_CONFIG
+    except EarlyExitError as exc:
+        return exc.code
     except FatalError as exc:
         log.critical("%s", exc, extra={"event": logs.CRASHED, "exception_type": type(exc).__name__})
         return 1

@@ -67,6 +67,7 @@ def read_snapshot(path: Path, declarations: Mapping[str, type | None]) -> Settin
         sources = {key: src for key, (_value, src) in data["shared"].items()}
         shared["runtime_dir"] = Path(shared["runtime_dir"])
         shared["workers"] = tuple(shared["workers"])
+        shared["prestart"] = tuple(shared["prestart"])
         programs = {
             name: _program(name, section, declarations.get(name))
             for name, section in data["programs"].items()

@@ -8,7 +8,9 @@
 3. Create ``runtime_dir`` (mode 0700), empty ``runtime_dir/prometheus``, and
    write the resolved settings to ``runtime_dir/settings.json``
    (:mod:`common.snapshot`), which every program then reads.
-4. ``exec`` supervisord (:mod:`entrypoint.supervisord`, which exits 1 after
+4. Run the ``prestart`` commands in order (:mod:`entrypoint.prestart`); the
+   first that fails stops everything with its exit code, a stop signal with 0.
+5. ``exec`` supervisord (:mod:`entrypoint.supervisord`, which exits 1 after
    fail-fast) in the foreground with ``./supervisord.conf``, so that it takes
    over this PID (PID 1 in Docker), with ``APP_RUNTIME_DIR``,
    ``PROMETHEUS_MULTIPROC_DIR``, ``APP_SUPERVISORD_USER``,
@@ -240,6 +242,10 @@ def _main(settings: Settings) -> None:
             [Problem("runtime_dir", settings.sources["runtime_dir"], detail)]
         ) from None
     environ = supervisord_environ(settings)
+    if settings.prestart:
+        from entrypoint.prestart import run_steps
+
+        run_steps(settings.prestart, settings.prestart_timeout_seconds, environ)
     argv = [
         sys.executable,
         "-m",
