@@ -25,6 +25,8 @@ from common.config import (
 from common.errors import EarlyExitError, FatalError
 from common.loglines import capture_std_streams
 
+__all__ = ["run_worker"]  # a worker's __main__.py; run_program... are the runtime's
+
 log = logging.getLogger("program")
 Declarations = Mapping[str, type | None]
 

@@ -40,7 +40,8 @@ from common import converters as conv
 Converter = Callable[[object], Any]
 RESOLVED = "resolved"  # field metadata: filled by the loader (sources...), not a setting
 Seconds = Annotated[float, conv.positive_seconds]
-__all__ = ["URL", "Field", "Seconds", "Secret", "between", "declared_fields"]
+# What a worker's settings.py uses; Field, declared_fields... are the loader's.
+__all__ = ["URL", "Seconds", "Secret", "between"]
 
 
 class URL(str):

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from common.lifecycle import StopSignal
 
 S = TypeVar("S")
+__all__ = ["AsyncContext", "Context", "NoSettings", "make_async_context", "make_context"]
 
 
 @dataclass(frozen=True)

@@ -190,8 +190,6 @@ class Stack:
             s.partition(":")[2] for s in conf.sections()
             if s.startswith(("program:", "eventlistener:"))
         )  # fmt: skip
-        if "workers" not in settings and set(TEST_WORKERS) <= set(self.processes):
-            settings = {"workers": ",".join(TEST_WORKERS), **settings}  # not your defaults
         # A worker's block says autostart=false: it runs if the workers setting names it.
         workers = {
             s.partition(":")[2] for s in conf.sections()

@@ -1,0 +1,77 @@
+"""README's "Add a worker", done to a copy of the repository: the copy runs and checks green.
+
+The steps are exactly the README's: copy a worker's folder, copy its block in
+supervisord.conf (and name it in the group's ``programs=`` line). Nothing
+else is edited: the default ``workers``, the alert rules and their tests, the
+dashboard and the Kubernetes manifests all derive the worker list.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT, Stack, http_get
+
+NEW = "report_worker"
+
+
+def repository_copy(target: Path) -> Path:
+    """The repository's tracked files (as in a fresh clone), copied to ``target``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    for name in filter(None, listed):
+        source = ROOT / name.decode()
+        if source.is_file():
+            (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name.decode())
+    return target
+
+
+def add_worker_as_the_readme_says(repo: Path) -> None:
+    """Step 1: copy services/sync_worker; step 2: copy its block, list it in [group:app]."""
+    shutil.copytree(repo / "services" / "sync_worker", repo / "services" / NEW)
+    conf = repo / "supervisord.conf"
+    text = conf.read_text()
+    block = re.search(r"^\[program:sync_worker\]\n(?:[^\[\n].*\n|\n)*", text, re.MULTILINE)
+    assert block, "no [program:sync_worker] block"
+    copied = block[0].replace("[program:sync_worker]", f"[program:{NEW}]")
+    copied = copied.replace("python -m services.sync_worker", f"python -m services.{NEW}")
+    text = text.replace(block[0], block[0] + copied)
+    text = re.sub(r"^(programs=.*)$", rf"\1,{NEW}", text, count=1, flags=re.MULTILINE)
+    conf.write_text(text)
+
+
+def test_a_new_worker_runs_and_every_check_of_the_copy_passes(tmp_path: Path) -> None:
+    """After the README's two steps the copy's stack judges it, and its own checks are green."""
+    repo = repository_copy(tmp_path / "repo")
+    add_worker_as_the_readme_says(repo)
+    env = {"PYTHONPATH": str(repo)}  # the copy's packages before the installed project
+    stack = Stack(tmp_path / "stack", {"loop_sleep_seconds": "0.2"}, cwd=repo, extra_env=env)
+    try:
+        stack.wait_ready(30)
+        _, body = http_get(stack.url("/readyz"))
+        report = json.loads(body)
+        _, metrics = http_get(stack.url("/metrics"))
+        stack.stop()
+    finally:
+        stack.kill()
+    assert stack.proc.returncode == 0
+    assert report["programs"][NEW]["status"] == "fresh", report
+    assert set(report["programs"]) == {"sync_worker", "async_worker", NEW}
+    assert f'app_worker_expected{{program="{NEW}"}} 1.0' in metrics.decode()
+    assert stack.leftovers() == []
+
+    checks = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "tests/test_deploy_prometheus.py", "tests/test_kubernetes.py",
+         "tests/test_config.py", "tests/test_layout.py"],
+        cwd=repo, env={**stack.env, **env}, capture_output=True, text=True, timeout=600,
+        check=False,
+    )  # fmt: skip
+    assert checks.returncode == 0, checks.stdout[-3000:]
