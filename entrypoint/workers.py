@@ -55,6 +55,9 @@ from supervisor import events
 from supervisor.states import ProcessStates, SupervisorStates
 
 CHECK_EVERY_SECONDS = 1.0
+# The supervisord instance of the current main loop: ``supervisorctl reload`` starts
+# a new one with the same poller, so an older wrapper must step aside.
+_current: list[Any] = []
 KILL_AFTER_SECONDS = 5.0  # default stop signal -> SIGKILL; a worker that reacts exits in ~3 s
 
 
@@ -109,9 +112,12 @@ def make_interface(supervisord: Any, **config: str) -> WorkersInterface:
     watchdog = Watchdog(supervisord, programs, directory, kill_after)
     poller = supervisord.options.poller
     poll = poller.poll
+    _current[:] = [supervisord]
 
     def poll_and_manage(timeout: float) -> Any:
         result = poll(timeout)
+        if _current[0] is not supervisord:  # a reload's older instance
+            return result
         if supervisord.options.mood == SupervisorStates.RUNNING:
             _start_chosen(supervisord, programs)
         watchdog.check(time.monotonic())

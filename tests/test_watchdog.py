@@ -61,8 +61,14 @@ def metric_value(stack: Stack, sample: str) -> float | None:
     return None
 
 
+def restarted(stack: Stack, program: str, before: int) -> bool:
+    """True once supervisord answers again (after a reload) with a new pid for ``program``."""
+    answer = stack.ctl("pid", f"app:{program}").stdout.strip()
+    return answer.isdigit() and int(answer) not in (0, before)
+
+
 def test_only_the_chosen_workers_start_and_are_judged(tmp_path: Path) -> None:
-    """workers=sync_worker: async_worker stays STOPPED (startable by hand); readiness ignores it."""
+    """workers=sync_worker: async_worker stays STOPPED (startable by hand, also after a reload)."""
     stack = stack_with(tmp_path, workers="sync_worker", loop_sleep_seconds="0.2")
     try:
         stack.wait_ready()
@@ -77,6 +83,11 @@ def test_only_the_chosen_workers_start_and_are_judged(tmp_path: Path) -> None:
         stack.ctl("stop", "app:async_worker")
         time.sleep(0.5)
         assert http_get(stack.url("/readyz"))[0] == 200  # a stopped unchosen worker is no problem
+        before = stack.pid_of("sync_worker")
+        assert stack.ctl("reload").returncode == 0  # a new main loop: the choice holds
+        stack.wait_until(lambda: restarted(stack, "sync_worker", before), 15, "the reload")
+        stack.wait_ready()
+        assert "Not started" in stack.ctl("status", "app:async_worker").stdout
         stack.stop()
     finally:
         stack.kill()
