@@ -18,6 +18,10 @@ snapshot, ``APP_RESOLVED_SETTINGS``).
   names it, and ``app-entrypoint`` exits with its code (126 not executable,
   127 not found, 124 timed out as ``timeout(1)`` says, 128+N killed by
   signal N). supervisord never starts.
+- A step must not leave processes behind: once it exited (and its output was
+  read, for at most :data:`DRAIN_SECONDS` more), what is left of its process
+  group is killed, with one ``prestart_leftovers`` warning. Long-running
+  processes belong in ``supervisord.conf``.
 - A stop signal (SIGTERM, SIGINT, SIGQUIT) during a step is passed to its
   process group; ``app-entrypoint`` then exits 0, like any stop. A step still
   running :data:`KILL_AFTER_SECONDS` after a stop or a timeout gets SIGKILL.
@@ -43,6 +47,7 @@ from entrypoint import STOP_SIGNALS
 
 KILL_AFTER_SECONDS = 5.0
 POLL_SECONDS = 0.1
+DRAIN_SECONDS = 1.0  # after a step exits, how long what it started may hold its output open
 TIMED_OUT, NOT_EXECUTABLE, NOT_FOUND = 124, 126, 127
 MAX_PASSTHROUGH_BYTES = 4096  # a line up to this size arrives whole (supervisord's chunks)
 log = logging.getLogger("prestart")
@@ -131,6 +136,7 @@ def _run(step: int, argv: list[str], timeout: float, environ: Mapping[str, str])
         return Outcome(NOT_EXECUTABLE)
     outcome = Outcome(0)
     deadline, kill_at = time.monotonic() + timeout, float("inf")
+    exited_at = 0.0
     lines = _Lines(step)
     with selectors.DefaultSelector() as selector:
         selector.register(child.stdout, selectors.EVENT_READ, "stdout")  # type: ignore[arg-type]
@@ -142,8 +148,10 @@ def _run(step: int, argv: list[str], timeout: float, environ: Mapping[str, str])
                     selector.unregister(key.fileobj)
                 lines.feed(key.data, data)
             now = time.monotonic()
-            if child.poll() is not None and selector.get_map() and now > deadline:
-                break  # exited, but something it started holds the pipes open
+            if child.poll() is not None and selector.get_map():
+                exited_at = exited_at or now
+                if now > exited_at + DRAIN_SECONDS:  # what it started holds the pipes open
+                    break
             if kill_at == float("inf") and (_stop_pending() or now > deadline):
                 outcome.stopped, outcome.timed_out = now <= deadline, now > deadline
                 _signal_group(child.pid, signal.SIGTERM)
@@ -154,8 +162,23 @@ def _run(step: int, argv: list[str], timeout: float, environ: Mapping[str, str])
                 kill_at = float("nan")  # once
     lines.close()
     code = child.wait()
+    if _group_alive(child.pid):
+        _signal_group(child.pid, signal.SIGKILL)
+        log.warning(
+            "prestart step %d left processes running: killed them",
+            step,
+            extra={"event": "prestart_leftovers", "step": step},
+        )
     outcome.code = TIMED_OUT if outcome.timed_out else (128 - code if code < 0 else code)
     return outcome
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _signal_group(pid: int, signum: int) -> None:

@@ -135,3 +135,18 @@ def test_a_command_that_does_not_split_is_a_config_error(tmp_path: Path) -> None
     assert problem.startswith(
         "prestart (env APP_PRESTART): command 2 does not split into words (No closing quotation)"
     )
+
+
+def test_a_step_that_leaves_a_process_behind_does_not_hold_up_the_start(tmp_path: Path) -> None:
+    """A step whose background child keeps the output open: killed 1 s after the step exits."""
+    started = time.monotonic()
+    result = entrypoint(
+        tmp_path, ["sh -c 'sleep 30 & echo $!'", "sh -c 'exit 5'"], prestart_timeout_seconds="20"
+    )
+    assert time.monotonic() - started < 8
+    assert result.returncode == 5, result.stdout
+    lines = records(result.stdout)
+    [left] = [r for r in lines if r.get("event") == "prestart_leftovers"]
+    assert left["step"] == 1
+    [pid] = [int(r["msg"]) for r in lines if r.get("event") == "prestart_output"]
+    assert not alive(pid)
