@@ -209,22 +209,30 @@ def directory(value: object) -> Path:
 def command_list(value: object) -> tuple[str, ...]:
     """Command lines: a YAML list of strings, or one per line in the environment.
 
-    Each is split as a POSIX shell splits words (:func:`shlex.split`), but no
-    shell runs it: write ``sh -c '...'`` for pipes or variables. Blank lines of
-    an environment value are skipped.
+    Each is split into words by :func:`shlex.split` with ``comments=True``
+    (POSIX quoting and backslashes, ``#`` starts a comment; no variables, no
+    globbing), and no shell runs it: write ``sh -c '...'`` for pipes or
+    variables. Blank and comment-only lines of an environment value are
+    skipped; a list item with no word is an error.
     """
     import shlex
 
     expected = "a list of command lines (in the environment: one per line)"
     if isinstance(value, str):
-        items: object = [line for line in value.splitlines() if line.strip()]
+        items: object = value.splitlines()
     else:
         items = value
-    if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
         raise ValueError(f"expected {expected}")
+    commands = []
+    unit = "line" if isinstance(value, str) else "command"
     for number, item in enumerate(items, 1):
         try:
-            shlex.split(item)
+            words = shlex.split(item, comments=True)
         except ValueError as exc:
-            raise ValueError(f"command {number} does not split into words ({exc})") from None
-    return tuple(item.strip() for item in items)
+            raise ValueError(f"{unit} {number} does not split into words ({exc})") from None
+        if words:
+            commands.append(item.strip())
+        elif not isinstance(value, str):
+            raise ValueError(f"command {number} has no word to run")
+    return tuple(commands)

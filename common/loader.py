@@ -229,14 +229,22 @@ def _check_max_age(
 def _check_watchdog(
     values: dict[str, Any], sources: dict[str, str], prefix: str, problems: list[Problem]
 ) -> None:
-    watchdog, loop = values.get("watchdog_seconds"), values.get("loop_sleep_seconds")
-    derived = sources["watchdog_seconds"] == "default"  # 4 x a max age already checked
-    if watchdog and loop is not None and watchdog <= loop and not derived:
+    """``watchdog_seconds`` is 0 or at least ``health_max_age_seconds`` (readiness first).
+
+    A program's section inheriting a top-level value already refused adds nothing.
+    """
+    watchdog, max_age = values.get("watchdog_seconds"), values.get("health_max_age_seconds")
+    source = sources["watchdog_seconds"]
+    derived = source == "default"  # 4 x a max age already checked
+    said = source == "top-level watchdog_seconds" and any(
+        p.key == "watchdog_seconds" for p in problems
+    )
+    if watchdog and max_age is not None and watchdog < max_age and not (derived or said):
         detail = (
-            f"must be 0 (off) or greater than loop_sleep_seconds ({loop:g}):"
-            " a periodic worker makes progress once per loop"
+            f"must be 0 (off) or at least health_max_age_seconds ({max_age:g}): readiness"
+            " reports a slow worker before the watchdog restarts it"
         )
-        problems.append(Problem(prefix + "watchdog_seconds", sources["watchdog_seconds"], detail))
+        problems.append(Problem(prefix + "watchdog_seconds", source, detail))
 
 
 def _program(

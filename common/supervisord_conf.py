@@ -24,15 +24,34 @@ def programs(parser: configparser.RawConfigParser) -> tuple[str, ...]:
 
 
 def module_programs(parser: configparser.RawConfigParser) -> dict[str, str]:
-    """``{program: module}`` of each program whose command is ``python -m <module>``."""
+    """``{program: module}`` of each program whose command is ``python [options] -m <module>``.
+
+    Interpreter options before ``-m`` (``-u``, ``-X dev``...) are allowed.
+    """
     import shlex
 
     found: dict[str, str] = {}
     for name in programs(parser):
         args = shlex.split(parser.get(f"program:{name}", "command", fallback=""))
-        if len(args) >= 3 and Path(args[0]).name.startswith("python") and args[1] == "-m":
-            found[name] = args[2]
+        if not args or not Path(args[0]).name.startswith("python") or "-m" not in args:
+            continue
+        at = args.index("-m")
+        if at + 1 < len(args) and _interpreter_options(args[1:at]):
+            found[name] = args[at + 1]
     return found
+
+
+def _interpreter_options(args: list[str]) -> bool:
+    """True if ``args`` are only interpreter options (``-u``, ``-X dev``, ``-W error``)."""
+    value_next = False
+    for arg in args:
+        if value_next:
+            value_next = False
+        elif not arg.startswith("-") or arg == "-c":
+            return False
+        else:
+            value_next = arg in ("-X", "-W")
+    return not value_next
 
 
 def worker_packages(parser: configparser.RawConfigParser) -> dict[str, str | None]:

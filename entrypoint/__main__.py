@@ -46,7 +46,7 @@ from common.config import (
 from common.errors import FatalError
 from common.program import declared_settings, run_program
 from common.snapshot import FILE_NAME, write_snapshot
-from common.supervisord_conf import module_programs, read_conf, worker_packages
+from common.supervisord_conf import module_programs, programs, read_conf, worker_packages
 from entrypoint import STOP_SIGNALS
 
 SUPERVISORD_CONF = Path("supervisord.conf")
@@ -159,9 +159,17 @@ def check_workers(settings: Settings, conf: Path) -> None:
     unknown = [name for name in settings.workers if name not in names]
     problems = []
     if unknown:
+        others = set(programs(parser)) | {s.partition(":")[2] for s in parser.sections()}
         detail = f"not a worker program of {conf} (python -m <package> with a worker module): "
-        detail += ", ".join(repr(n) + suggest(n, names) for n in unknown)
+        detail += ", ".join(
+            repr(n) + (" (not a worker: it always runs)" if n in others else suggest(n, names))
+            for n in unknown
+        )
         problems.append(Problem("workers", settings.sources["workers"], detail))
+    for name in names:
+        if parser.get(f"program:{name}", "numprocs", fallback="1").strip() != "1":
+            detail = "must be 1 for a worker (one program name per process): copy the block instead"
+            problems.append(Problem(f"[program:{name}] numprocs", str(conf), detail))
     for name in names:
         value = parser.get(f"program:{name}", "autostart", fallback="true")
         if value.strip().lower() not in ("false", "no", "off", "0"):
@@ -182,10 +190,13 @@ def check_watchdog(settings: Settings) -> None:
     sources = {"watchdog_seconds": settings.sources["watchdog_seconds"]}
     for name, section in settings.programs.items():
         sources[f"programs.{name}.watchdog_seconds"] = section.sources.get("watchdog_seconds", "")
+    values = {"watchdog_seconds": settings.watchdog_seconds}
+    for name, section in settings.programs.items():
+        values[f"programs.{name}.watchdog_seconds"] = section.watchdog_seconds
     problems = [
         Problem(key, source, detail)
         for key, source in sources.items()
-        if source not in ("default", "", "top-level watchdog_seconds")
+        if source not in ("default", "", "top-level watchdog_seconds") and values[key]
     ]
     if problems and not settings.metrics_enabled:
         raise ConfigError(problems)

@@ -7,12 +7,13 @@ runtime dir is ready, right before it execs supervisord, with the environment
 supervisord gets (so a Python step's ``load_settings()`` reads the resolved
 snapshot, ``APP_RESOLVED_SETTINGS``).
 
-- Each command is split into words (:func:`shlex.split`) and run without a
-  shell, in its own process group, stdin closed, stop signals unblocked.
+- Each command is split into words (:func:`shlex.split`, ``#`` comments
+  dropped) and run without a shell, in its own process group, stdin closed,
+  stop signals unblocked.
 - What it writes to stdout and stderr becomes JSON lines: a line that already
-  is a JSON object (a step using this project's logging) passes through
-  unchanged, any other is one ``prestart_output`` record (``step``,
-  ``stream``).
+  is a log record (a strict JSON object with ``ts``, ``level`` and ``msg``: a
+  step using this project's logging) passes through unchanged, any other is
+  one ``prestart_output`` record (``step``, ``stream``).
 - Each step has ``prestart_timeout_seconds``. The first that exits non-zero,
   cannot be run, or times out stops everything: one ``prestart_failed`` line
   names it, and ``app-entrypoint`` exits with its code (126 not executable,
@@ -40,6 +41,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from common.errors import EarlyExitError
 from common.loglines import write_all
@@ -50,6 +52,8 @@ POLL_SECONDS = 0.1
 DRAIN_SECONDS = 1.0  # after a step exits, how long what it started may hold its output open
 TIMED_OUT, NOT_EXECUTABLE, NOT_FOUND = 124, 126, 127
 MAX_PASSTHROUGH_BYTES = 4096  # a line up to this size arrives whole (supervisord's chunks)
+MAX_LINE_BYTES = 65536  # a longer line without a newline is written in parts
+PASSTHROUGH_KEYS = {"ts", "level", "msg"}  # a JSON line with these is a log record already
 log = logging.getLogger("prestart")
 
 
@@ -76,7 +80,7 @@ def run_steps(commands: Sequence[str], timeout: float, environ: Mapping[str, str
             "prestart step %d: %s", step, command, extra={"event": "prestart_started", **fields}
         )
         started = time.monotonic()
-        outcome = _run(step, shlex.split(command), timeout, environ)
+        outcome = _run(step, shlex.split(command, comments=True), timeout, environ)
         seconds = round(time.monotonic() - started, 3)
         if outcome.stopped:
             _stopped(step, command)
@@ -194,9 +198,16 @@ class _Lines:
         self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
 
     def feed(self, stream: str, data: bytes) -> None:
-        """Add ``data`` read from ``stream``; empty ``data`` (end of file) flushes the rest."""
+        """Add ``data`` read from ``stream``; empty ``data`` (end of file) flushes the rest.
+
+        A line longer than :data:`MAX_LINE_BYTES` is written in parts of that size
+        (each then split into records of at most 4096 bytes by the logging).
+        """
         buffered = self.partial[stream] + data
         *complete, self.partial[stream] = buffered.split(b"\n")
+        if len(self.partial[stream]) >= MAX_LINE_BYTES:
+            complete.append(self.partial[stream])
+            self.partial[stream] = b""
         if not data and self.partial[stream]:
             complete.append(self.partial[stream])
             self.partial[stream] = b""
@@ -219,7 +230,21 @@ class _Lines:
 
 
 def _is_object(line: bytes) -> bool:
+    """True for a strict JSON object with ``ts``, ``level`` and ``msg``, no repeated key.
+
+    Strict: no NaN or Infinity (Python's json accepts them, many consumers do not).
+    """
+
+    def no_constants(name: str) -> Any:
+        raise ValueError(name)
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len({key for key, _ in pairs}) != len(pairs):
+            raise ValueError("repeated key")
+        return dict(pairs)
+
     try:
-        return isinstance(json.loads(line), dict)
-    except ValueError:
+        data = json.loads(line, parse_constant=no_constants, object_pairs_hook=unique)
+    except ValueError:  # also UnicodeDecodeError
         return False
+    return isinstance(data, dict) and data.keys() >= PASSTHROUGH_KEYS

@@ -274,13 +274,19 @@ def test_watchdog_defaults_to_four_health_bounds_per_program(tmp_path: Path) -> 
     assert top.program("sync_worker").sources["watchdog_seconds"] == "top-level watchdog_seconds"
 
 
-def test_watchdog_at_or_below_the_loop_interval_is_refused(tmp_path: Path) -> None:
-    """A watchdog that fires between two iterations would restart a healthy worker: refused."""
-    [problem] = problems(tmp_path, "loop_sleep_seconds: 10\nwatchdog_seconds: 10\n")
-    assert problem == (
-        "watchdog_seconds (%s line 2): must be 0 (off) or greater than loop_sleep_seconds (10):"
-        " a periodic worker makes progress once per loop" % (tmp_path / "config.yml")
-    )
+def test_watchdog_below_the_health_bound_is_refused_once(tmp_path: Path) -> None:
+    """A watchdog shorter than readiness' bound would kill a worker that is only slow: refused.
+
+    Reported once, not again for each program that inherits the top-level value.
+    """
+    path = tmp_path / "config.yml"
+    path.write_text("loop_sleep_seconds: 10\nwatchdog_seconds: 20\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings({"APP_CONFIG_PATH": str(path)}, declarations(ROOT / "supervisord.conf"))
+    assert [str(p) for p in info.value.problems] == [
+        f"watchdog_seconds ({path} line 2): must be 0 (off) or at least health_max_age_seconds"
+        " (30): readiness reports a slow worker before the watchdog restarts it"
+    ]
 
 
 def test_unknown_log_level_is_refused(tmp_path: Path) -> None:

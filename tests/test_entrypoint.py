@@ -67,12 +67,13 @@ def test_unparsable_supervisord_conf_is_a_config_error(tmp_path: Path, broken: s
 
 
 def test_a_worker_block_that_starts_itself_is_refused(tmp_path: Path) -> None:
-    """A worker block without autostart=false could not be kept from starting: ConfigError."""
+    """A worker block that starts itself or runs numprocs > 1 is refused; python -u -m is one."""
     conf = tmp_path / "supervisord.conf"
     conf.write_text(
         "[program:a]\ncommand=python -m services.sync_worker\nautostart=false\n"
         "[program:b]\ncommand=python -m services.async_worker\n"
         "[program:c]\ncommand=app-exporter\n"
+        "[program:d]\ncommand=python -u -m services.sync_worker\nautostart=false\nnumprocs=2\n"
     )
     empty = tmp_path / "c.yml"
     empty.write_text("")
@@ -81,7 +82,9 @@ def test_a_worker_block_that_starts_itself_is_refused(tmp_path: Path) -> None:
         check_workers(settings, conf)
     assert [str(p) for p in caught.value.problems] == [
         "workers (env APP_WORKERS): not a worker program of"
-        f" {conf} (python -m <package> with a worker module): 'c'",
+        f" {conf} (python -m <package> with a worker module): 'c' (not a worker: it always runs)",
+        f"[program:d] numprocs ({conf}): must be 1 for a worker (one program name per process):"
+        " copy the block instead",
         f"[program:b] autostart ({conf}): must be false in a worker's block:"
         " the workers setting starts the chosen ones",
     ]

@@ -34,19 +34,23 @@ def entrypoint(
 
 
 def test_steps_run_in_order_as_json_lines_then_the_programs_start(tmp_path: Path) -> None:
-    """Each step's output becomes JSON lines (JSON passes through); then supervisord starts."""
+    """Each step's output becomes JSON lines (log records pass through); then supervisord starts."""
     config = tmp_path / "config.yml"
     config.write_text(
         json.dumps(
             {
                 "prestart": [
-                    """sh -c 'echo plain; echo "{\\"event\\": \\"mine\\"}"; echo oops >&2'""",
+                    "sh -c 'echo plain; echo oops >&2; cat record.json nan.json'",
                     READ_SETTINGS,
                 ]
             }
         )
     )
-    stack = Stack(tmp_path / "stack", {"loop_sleep_seconds": "0.2", "config_path": str(config)})
+    workdir = fixture_dir(tmp_path / "stack")  # the steps' working directory
+    (workdir / "record.json").write_text('{"ts": "t", "level": "INFO", "msg": "mine"}\n')
+    (workdir / "nan.json").write_text('{"ts": "t", "level": "INFO", "msg": NaN}\n')
+    settings = {"loop_sleep_seconds": "0.2", "config_path": str(config)}
+    stack = Stack(tmp_path / "stack", settings, cwd=workdir)
     try:
         stack.wait_ready()
         stack.stop()
@@ -60,9 +64,10 @@ def test_steps_run_in_order_as_json_lines_then_the_programs_start(tmp_path: Path
     assert sorted((r["step"], r["stream"], r["msg"]) for r in output) == [  # 2 pipes: any order
         (1, "stderr", "oops"),
         (1, "stdout", "plain"),
+        (1, "stdout", '{"ts": "t", "level": "INFO", "msg": NaN}'),  # not strict JSON: wrapped
         (2, "stdout", "workers sync_worker async_worker"),  # read from the resolved snapshot
     ]
-    assert {"event": "mine"} in lines
+    assert {"ts": "t", "level": "INFO", "msg": "mine"} in lines  # a log record passes through
     assert [r["step"] for r in lines if r.get("event") == "prestart_finished"] == [1, 2]
     assert stack.proc.returncode == 0
 
@@ -128,12 +133,12 @@ def test_a_stop_signal_during_a_step_stops_it_and_exits_0(tmp_path: Path) -> Non
 
 def test_a_command_that_does_not_split_is_a_config_error(tmp_path: Path) -> None:
     """An unbalanced quote in APP_PRESTART: exit 78 naming the key and the command, nothing runs."""
-    env = base_env(tmp_path / "run", free_port(), prestart="true\nsh -c 'echo")
+    env = base_env(tmp_path / "run", free_port(), prestart="true\n# a comment\nsh -c 'echo")
     result = run_command([str(BIN / "app-entrypoint")], env, cwd=fixture_dir(tmp_path))
     assert result.returncode == 78
     [problem] = records(result.stdout)[-1]["problems"]
     assert problem.startswith(
-        "prestart (env APP_PRESTART): command 2 does not split into words (No closing quotation)"
+        "prestart (env APP_PRESTART): line 3 does not split into words (No closing quotation)"
     )
 
 

@@ -99,7 +99,11 @@ def test_only_the_chosen_workers_start_and_are_judged(tmp_path: Path) -> None:
 def test_a_blocked_sync_worker_is_restarted_with_sigkill(tmp_path: Path) -> None:
     """run_once stuck in time.sleep ignores SIGTERM: one restart line, SIGKILL, new pid, counted."""
     stack = stack_with(
-        tmp_path, workers="sync_worker", loop_sleep_seconds="0.2", watchdog_seconds="2"
+        tmp_path,
+        workers="sync_worker",
+        loop_sleep_seconds="0.2",
+        watchdog_seconds="2",
+        health_max_age_seconds="1",
     )
     try:
         stack.wait_ready()
@@ -132,7 +136,9 @@ def test_a_blocked_sync_worker_is_restarted_with_sigkill(tmp_path: Path) -> None
 
 def test_a_sigstopped_worker_and_a_blocked_event_loop_are_restarted(tmp_path: Path) -> None:
     """A SIGSTOPped sync worker, an async worker whose loop a sync call blocks: both restarted."""
-    stack = stack_with(tmp_path, loop_sleep_seconds="0.2", watchdog_seconds="2")
+    stack = stack_with(
+        tmp_path, loop_sleep_seconds="0.2", watchdog_seconds="2", health_max_age_seconds="1"
+    )
     try:
         stack.wait_ready()
         stopped = stack.pid_of("sync_worker")
@@ -163,6 +169,7 @@ def test_repeated_hangs_before_any_progress_end_fatal_and_stop_the_container(
         workers="sync_worker",
         loop_sleep_seconds="0.2",
         watchdog_seconds="2",
+        health_max_age_seconds="1",
     )
     try:
         stack.wait_until(lambda: stack.proc.poll() is not None, 40, "fail_fast")
