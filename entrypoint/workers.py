@@ -47,7 +47,6 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,14 +60,20 @@ _current: list[Any] = []
 KILL_AFTER_SECONDS = 5.0  # default stop signal -> SIGKILL; a worker that reacts exits in ~3 s
 
 
-@dataclass
 class _Watch:
-    """What the watchdog knows of one process (``pid``) of a program."""
+    """What the watchdog knows of one process (``pid``) of a program.
 
-    pid: int
-    stamp: float  # the last freshness stamp read (Unix seconds), 0 for none
-    changed: float  # monotonic time it last changed, or the process was first seen
-    progressed: bool  # the stamp moved (or was set) since the process started
+    A plain class: ``dataclasses`` would import ``inspect`` and ``ast`` into PID 1
+    (about 1 MB for the container's life).
+    """
+
+    __slots__ = ("changed", "pid", "progressed", "stamp")
+
+    def __init__(self, pid: int, stamp: float, changed: float, progressed: bool) -> None:
+        self.pid = pid
+        self.stamp = stamp  # the last freshness stamp read (Unix seconds), 0 for none
+        self.changed = changed  # monotonic time it last changed, or the process was first seen
+        self.progressed = progressed  # the stamp moved (or was set) since the process started
 
 
 def parse_programs(value: str) -> dict[str, dict[str, Any]]:
