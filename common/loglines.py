@@ -23,6 +23,7 @@ another, but another program's lines may come between them.
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import logging
@@ -108,7 +109,7 @@ class JsonLineHandler(logging.Handler):
             self._stream.write(data.decode("utf-8", "replace"))
             self._stream.flush()
             return
-        write_all(self.fd, data)
+        write_all(_records_fd[0] if self.fd == 1 and _records_fd else self.fd, data)
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -147,20 +148,39 @@ class StreamToLog(io.TextIOBase):
     Replace ``sys.stdout``/``sys.stderr`` with it; a partial line waits for its
     newline (or :meth:`flush`). Writes made while a record is being emitted
     (an error inside logging itself) go to file descriptor 2 unchanged.
+
+    It behaves like a real text stream for common code: ``encoding`` "utf-8",
+    ``errors`` "replace", ``isatty()`` False, ``buffer`` (bytes written there
+    are decoded as UTF-8 with replacement and logged the same way) and
+    ``fileno()``, the descriptor ``fd`` it stands for: what is written there
+    (``subprocess.run(..., stdout=sys.stdout)``, ``faulthandler``) is raw
+    output, wrapped as JSON by the event listener (see :func:`capture_std_streams`).
     """
 
     _busy = threading.local()
+    encoding = "utf-8"
+    errors = "replace"
 
-    def __init__(self, logger: str, level: int) -> None:
+    def __init__(self, logger: str, level: int, fd: int = 1) -> None:
         super().__init__()
         self.logger = logging.getLogger(logger)
         self.level = level
+        self.fd = fd
         self._pending = ""
         self._lock = threading.Lock()
+        self.buffer = _BytesToText(self)
 
     def writable(self) -> bool:
         """Return True: this is an output stream."""
         return True
+
+    def isatty(self) -> bool:
+        """Return False: lines become JSON records, not terminal output."""
+        return False
+
+    def fileno(self) -> int:
+        """The descriptor this stream stands for (1 or 2): raw bytes there become JSON too."""
+        return self.fd
 
     def write(self, text: str) -> int:
         """Log each complete line of ``text``; keep the rest for the next write."""
@@ -190,11 +210,59 @@ class StreamToLog(io.TextIOBase):
             self._busy.active = False
 
 
+class _BytesToText(io.RawIOBase):
+    """``StreamToLog.buffer``: bytes decoded as UTF-8 (with replacement) into the text stream."""
+
+    def __init__(self, text: StreamToLog) -> None:
+        super().__init__()
+        self._text = text
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def writable(self) -> bool:
+        """Return True: this is an output stream."""
+        return True
+
+    def fileno(self) -> int:
+        """The text stream's descriptor."""
+        return self._text.fd
+
+    def write(self, data: Any) -> int:
+        """Decode ``data`` (a character split across writes waits) and write it as text."""
+        chunk = bytes(data)
+        self._text.write(self._decoder.decode(chunk))
+        return len(chunk)
+
+    def flush(self) -> None:
+        """Flush the text stream."""
+        self._text.flush()
+
+
+# Where log records go once capture_std_streams() moved fd 1 (None: fd 1 itself).
+_records_fd: list[int] = []
+
+
 def capture_std_streams() -> None:
     """Route ``sys.stdout`` and ``sys.stderr`` text through logging (loggers "stdout"/"stderr").
 
-    Only Python-level writes are caught; bytes a C extension or the interpreter
-    writes to file descriptor 2 are wrapped by the supervisord event listener.
+    Under supervisord (``SUPERVISOR_ENABLED``) also file descriptor 1 itself:
+    log records keep a duplicate of the original fd 1 (the program's stdout,
+    JSON lines only), and fd 1 becomes a copy of fd 2, whose bytes supervisord
+    hands to the event listener as ``PROCESS_LOG_STDERR`` events, one JSON
+    record per line. So what a subprocess that inherits fd 1 or 2 prints, what
+    a C extension or the interpreter writes there, and ``faulthandler``'s dump,
+    all reach stdout as JSON, even if the process dies right after.
     """
-    sys.stdout = StreamToLog("stdout", logging.INFO)
-    sys.stderr = StreamToLog("stderr", logging.ERROR)
+    if os.environ.get("SUPERVISOR_ENABLED") and not _records_fd:
+        _records_fd.append(os.dup(1))
+        os.set_inheritable(_records_fd[0], False)  # children get the raw channel only
+        os.dup2(2, 1)
+    sys.stdout = StreamToLog("stdout", logging.INFO, 1)
+    sys.stderr = StreamToLog("stderr", logging.ERROR, 2)
+
+
+def release_std_streams() -> None:
+    """Undo :func:`capture_std_streams` (``log_format: console``: a terminal reads fd 1)."""
+    if _records_fd:
+        os.dup2(_records_fd[0], 1)
+        os.close(_records_fd.pop())
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__

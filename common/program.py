@@ -23,7 +23,7 @@ from common.config import (
     unknown_env_names,
 )
 from common.errors import EarlyExitError, FatalError
-from common.loglines import capture_std_streams
+from common.loglines import capture_std_streams, release_std_streams
 
 __all__ = ["run_worker"]  # a worker's __main__.py; run_program... are the runtime's
 
@@ -78,7 +78,7 @@ def run_program(
             log_format=settings.log_format,
         )
         if settings.log_format == "console":
-            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+            release_std_streams()
         report = effective_settings(settings, log_programs)
         log.info("configuration loaded", extra={"event": logs.CONFIG_LOADED, "settings": report})
         for name in unknown_env_names() if warn_unknown_env else ():

@@ -234,3 +234,15 @@ def test_print_becomes_a_record(lines: Callable[[], list[bytes]]) -> None:
         ("stdout", "partial line"),
         ("stdout", "second"),
     ]
+
+
+def test_std_stream_replacements_behave_like_text_streams(lines: Callable[[], list[bytes]]) -> None:
+    """buffer takes bytes (a character split across writes waits), fileno/isatty/encoding answer."""
+    stream = StreamToLog("stdout", logging.INFO, 1)
+    data = "caf\u00e9 \xff\n".encode()[:-1] + b"\xff\n"  # valid, then one invalid byte
+    stream.buffer.write(data[:4])
+    stream.buffer.write(data[4:])
+    assert (stream.fileno(), stream.buffer.fileno(), stream.isatty()) == (1, 1, False)
+    assert (stream.encoding, stream.errors) == ("utf-8", "replace")
+    [record] = records(lines())
+    assert record["msg"] == "caf\u00e9 \u00ff\ufffd"

@@ -128,3 +128,51 @@ def test_a_mistyped_worker_module_is_refused_before_start(tmp_path: Path) -> Non
         "[program:sync_worker] command (supervisord.conf): python -m tests.fixtures.sync_workr:"
         " no such module; did you mean 'tests.fixtures.sync_worker'?"
     ]
+
+
+def test_every_byte_a_worker_writes_past_logging_arrives_as_json(tmp_path: Path) -> None:
+    """A child's output, raw fd 1/2 writes, sys.stdout.buffer/fileno(), faulthandler: JSON lines."""
+    stack = Stack(tmp_path / "stack", {"loop_sleep_seconds": "0.2", "workers": "sync_worker"})
+    try:
+        stack.wait_ready()
+        (stack.runtime_dir / "raw-sync_worker").write_text("")
+        wanted = ("child-out", "child-err", "child-via-sys-stdout", "raw-fd1", "raw-fd2",
+                  "buffer-bytes \u00e9", "printed False utf-8", "tail-without-newline")  # fmt: skip
+
+        def lines() -> set[str]:  # a record may hold several lines, never part of one
+            return {line for r in stack.records() for line in str(r.get("msg")).split("\n")}
+
+        def arrived() -> bool:
+            texts = lines()
+            return all(w in texts for w in wanted) and any("in write_raw" in t for t in texts)
+
+        stack.wait_until(arrived, 15, "every raw write as a record")
+        stack.stop()
+    finally:
+        stack.kill()
+    records = stack.records()  # every line parsed as JSON, or the test fails here
+    by_line = {line: r for r in records for line in str(r.get("msg")).split("\n")}
+    assert all(by_line[w]["program"] == "sync_worker" for w in wanted)
+    assert by_line["child-out"]["logger"] == "stderr"  # fd 1 of the child: the raw channel
+    assert by_line["printed False utf-8"]["logger"] == "stdout"  # print(): a log record
+    assert isinstance(by_line["raw-fd2"]["pid"], int)
+    assert not [r for r in records if r.get("event") == "iteration_failed"]
+    assert stack.proc.returncode == 0
+
+
+def test_what_a_dying_worker_wrote_last_arrives(tmp_path: Path) -> None:
+    """A partial line written to fd 2 right before os._exit arrives as one JSON record."""
+    stack = Stack(tmp_path / "stack", {"loop_sleep_seconds": "0.2", "workers": "sync_worker"})
+    try:
+        stack.wait_ready()
+        (stack.runtime_dir / "die-sync_worker").write_text("")
+        stack.wait_until(
+            lambda: any(r.get("msg") == "last words, no newline" for r in stack.records()),
+            10,
+            "the last words",
+        )
+        stack.stop()
+    finally:
+        stack.kill()
+    [last] = [r for r in stack.records() if r.get("msg") == "last words, no newline"]
+    assert (last["program"], last["event"]) == ("sync_worker", "stderr")

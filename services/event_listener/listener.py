@@ -12,9 +12,11 @@
   ``watchdog_restart`` becomes one ERROR line on behalf of the hung program
   (``event`` "watchdog_restart", its ``age_seconds``...) and counts in
   ``app_watchdog_restarts_total{program}``; ``watchdog_kill`` one WARNING line.
-- ``PROCESS_LOG_STDERR``: what a program wrote to its file descriptor 2
-  (an interpreter traceback before logging is set up, a C extension's
-  message) becomes one record (``logger`` "stderr", ``event`` "stderr").
+- ``PROCESS_LOG_STDERR``: what a program's processes wrote to its file
+  descriptors 1 and 2 (a subprocess's output, an interpreter traceback before
+  logging is set up, a C extension's message, ``faulthandler``'s dump: see
+  :func:`common.loglines.capture_std_streams`) becomes one record per event
+  (``logger`` "stderr", ``event`` "stderr", ``pid``), never cutting a line.
 
 Lines go to this listener's stderr, which supervisord copies to stdout; its
 stdout carries the listener protocol (supervisor docs, "Events") through
@@ -39,6 +41,7 @@ from services.event_listener import protocol
 log = logging.getLogger("event_listener")
 GONE = {"EXITED", "STOPPED", "BACKOFF", "FATAL"}
 _LEVELS = {"FATAL": "ERROR", "BACKOFF": "WARNING"}
+MAX_PARTIAL_CHARS = 65536  # a longer line without its newline is written as it is
 WATCHDOG_MESSAGES = {
     "watchdog_restart": (
         "ERROR",
@@ -82,6 +85,7 @@ class Handler:
         self.settings = settings
         self.multiproc_dir = multiproc_dir
         self._bad_file: Callable[[Path], None] = lambda path: None
+        self._partial: dict[tuple[str, int | None], str] = {}  # (program, pid) -> cut line
         if multiproc_dir is not None:
             from common.multiproc import quarantine_reporter
 
@@ -92,18 +96,44 @@ class Handler:
         name = headers.get("eventname", "")
         if name == "PROCESS_LOG_STDERR":
             event_headers, data = protocol.eventdata(payload)
-            if data.strip():  # blank lines are no record
-                program = event_headers.get("processname", "unknown")
-                fields = {"event": "stderr", "pid": _pid(event_headers)}
-                write_record(
-                    record(self.settings, program, "ERROR", "stderr", data.rstrip("\n"), **fields)
-                )
+            self.raw_output(event_headers.get("processname", "unknown"), _pid(event_headers), data)
         elif name.startswith("PROCESS_STATE_"):
             self.state_change(name.removeprefix("PROCESS_STATE_"), protocol.headers(payload))
         elif name == "TICK_5":
+            self.flush_raw()
             self.compact()
         elif name == "REMOTE_COMMUNICATION":
             self.remote(payload)
+
+    def raw_output(self, program: str, pid: int | None, data: str) -> None:
+        """One record per event, cut after its last newline (a multi-line traceback stays whole).
+
+        supervisord hands over what the pipe held, not whole lines: a partial
+        last line is kept per process until the rest comes, the next TICK_5 or
+        the process's end (:meth:`flush_raw`), or it reaches
+        :data:`MAX_PARTIAL_CHARS`.
+        """
+        key = (program, pid)
+        text = self._partial.pop(key, "") + data
+        complete, newline, partial = text.rpartition("\n")
+        if not newline:
+            complete, partial = "", text
+        if len(partial) >= MAX_PARTIAL_CHARS:
+            complete, partial = text, ""
+        if partial:
+            self._partial[key] = partial
+        self._write_raw(program, pid, complete)
+
+    def flush_raw(self, program: str | None = None) -> None:
+        """Write the kept partial lines (of ``program`` only, if given)."""
+        for key in [k for k in self._partial if program is None or k[0] == program]:
+            self._write_raw(*key, self._partial.pop(key))
+
+    def _write_raw(self, program: str, pid: int | None, text: str) -> None:
+        if text.strip():  # blank lines are no record
+            fields = {"event": "stderr", "pid": pid}
+            msg = text.rstrip("\r\n")
+            write_record(record(self.settings, program, "ERROR", "stderr", msg, **fields))
 
     def remote(self, payload: str) -> None:
         """Log (and count) a watchdog action; other remote events are ignored."""
@@ -143,6 +173,7 @@ class Handler:
         msg = f"{program}: {line['from_state']} -> {to_state}"
         write_record(record(self.settings, program, level, "supervisor", msg, **line))
         if to_state in GONE:
+            self.flush_raw(program)
             self.compact()
 
     def compact(self) -> None:
