@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import configparser
+import errno
 import fcntl
 import importlib
 import json
@@ -74,6 +75,29 @@ def prepare_runtime_dir(settings: Settings) -> None:
     exporter_address.remove(settings.runtime_dir)  # a past run's
     shutil.rmtree(settings.multiproc_dir, ignore_errors=True)
     settings.multiproc_dir.mkdir(mode=0o700)
+
+
+def mount_hint(path: Path, uid: int) -> str:
+    """What to change when ``path`` cannot be written by ``uid``: per engine, the mount to use.
+
+    Names the owner and mode of ``path`` or of its nearest existing parent.
+    Docker's ``--tmpfs`` is mode 1777 (docker run reference); Podman's is root's,
+    0755, unless ``:U`` (podman-run(1): "U" chowns it to the container's user).
+    """
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        info = existing.stat()
+    except OSError:
+        return ""
+    owner = f"{existing} is owned by uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o}"
+    return (
+        f" ({owner}; this process runs as uid {uid}). Mount a directory this user can write:"
+        f" Docker --tmpfs {path}; Podman --tmpfs {path}:U (its tmpfs is root's 0755"
+        f" otherwise); Kubernetes an emptyDir volume at {path};"
+        f" or set APP_RUNTIME_DIR to a writable directory"
+    )
 
 
 def supervisord_environ(settings: Settings) -> dict[str, str]:
@@ -242,6 +266,8 @@ def _main(settings: Settings) -> None:
         prepare_runtime_dir(settings)
     except OSError as exc:
         detail = f"cannot create the directory {settings.runtime_dir}: {exc.strerror}"
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            detail += mount_hint(settings.runtime_dir, os.getuid())
         raise ConfigError(
             [Problem("runtime_dir", settings.sources["runtime_dir"], detail)]
         ) from None

@@ -13,6 +13,7 @@ from common.config import ConfigError, load_settings, unknown_env_names
 from entrypoint.__main__ import (
     check_watchdog,
     check_workers,
+    mount_hint,
     prepare_runtime_dir,
     supervisord_environ,
 )
@@ -104,3 +105,15 @@ def test_a_watchdog_set_while_metrics_are_off_is_refused(tmp_path: Path) -> None
     [problem] = caught.value.problems
     assert problem.key == "programs.sync_worker.watchdog_seconds"
     assert problem.source == "env APP_SYNC_WORKER__WATCHDOG_SECONDS"
+
+
+def test_an_unwritable_runtime_dir_says_what_to_mount_per_engine(tmp_path: Path) -> None:
+    """The runtime_dir error names the owner and mode, and the mount for Docker, Podman, k8s."""
+    mounted = tmp_path / "run-app"
+    mounted.mkdir(mode=0o755)
+    hint = mount_hint(mounted / "inner", 10001)
+    assert f"{mounted} is owned by uid {os.getuid()}, mode 0755" in hint
+    assert "this process runs as uid 10001" in hint
+    assert f"Podman --tmpfs {mounted / 'inner'}:U" in hint
+    assert "Docker --tmpfs" in hint
+    assert "emptyDir" in hint
