@@ -188,6 +188,13 @@ def _from_env(
     return text, f"file {where} (env {file_var})"
 
 
+# Per-program built-ins whose default is derived from another, in order: (key, basis, default).
+_DERIVED = (
+    ("health_max_age_seconds", "loop_sleep_seconds", default_health_max_age),
+    ("watchdog_seconds", "health_max_age_seconds", default_watchdog),
+)
+
+
 def _computed_defaults(
     values: dict[str, Any],
     sources: dict[str, str],
@@ -200,12 +207,10 @@ def _computed_defaults(
     ``workers`` = every worker program (``workers``); the first two are checked.
     """
     set_at_top = {key: sources[key] != "default" for key in PER_PROGRAM}
-    loop = values.get("loop_sleep_seconds")
-    if not set_at_top["health_max_age_seconds"] and loop is not None:
-        values["health_max_age_seconds"] = default_health_max_age(loop)
+    for key, basis, default in _DERIVED:
+        if not set_at_top[key] and basis in values:
+            values[key] = default(values[basis])
     _check_max_age(values, sources, "", problems)
-    if not set_at_top["watchdog_seconds"] and "health_max_age_seconds" in values:
-        values["watchdog_seconds"] = default_watchdog(values["health_max_age_seconds"])
     _check_watchdog(values, sources, "", problems)
     if sources["workers"] == "default":
         values["workers"] = workers
@@ -293,11 +298,7 @@ def _program(
             problems.append(Problem(key, f"env {var}", "unknown key" + suggest(var, known)))
     before = len(problems)
     values, sources = resolve([*builtins, *own_fields], given, environ, name, problems)
-    computed = (
-        ("health_max_age_seconds", "loop_sleep_seconds", default_health_max_age),
-        ("watchdog_seconds", "health_max_age_seconds", default_watchdog),
-    )
-    for key, basis, default in computed:
+    for key, basis, default in _DERIVED:
         if basis in values and sources[key] == "default":
             if set_at_top[key]:
                 values[key] = shared[key]

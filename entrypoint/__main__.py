@@ -47,7 +47,7 @@ from common.config import (
 from common.errors import FatalError
 from common.program import declared_settings, run_program
 from common.snapshot import FILE_NAME, write_snapshot
-from common.supervisord_conf import module_programs, programs, read_conf, worker_packages
+from common.supervisord_conf import module_programs, read_conf, worker_packages
 from entrypoint import STOP_SIGNALS
 
 SUPERVISORD_CONF = Path("supervisord.conf")
@@ -183,17 +183,17 @@ def check_workers(settings: Settings, conf: Path) -> None:
     unknown = [name for name in settings.workers if name not in names]
     problems = []
     if unknown:
-        others = set(programs(parser)) | {s.partition(":")[2] for s in parser.sections()}
+        others = {section.partition(":")[2] for section in parser.sections()}  # always run
         detail = f"not a worker program of {conf} (python -m <package> with a worker module): "
         detail += ", ".join(
             repr(n) + (" (not a worker: it always runs)" if n in others else suggest(n, names))
             for n in unknown
         )
         problems.append(Problem("workers", settings.sources["workers"], detail))
-    for name in names:
-        if parser.get(f"program:{name}", "numprocs", fallback="1").strip() != "1":
-            detail = "must be 1 for a worker (one program name per process): copy the block instead"
-            problems.append(Problem(f"[program:{name}] numprocs", str(conf), detail))
+    numprocs = [n for n in names if parser.get(f"program:{n}", "numprocs", fallback="1") != "1"]
+    for name in numprocs:
+        detail = "must be 1 for a worker (one program name per process): copy the block instead"
+        problems.append(Problem(f"[program:{name}] numprocs", str(conf), detail))
     for name in names:
         value = parser.get(f"program:{name}", "autostart", fallback="true")
         if value.strip().lower() not in ("false", "no", "off", "0"):
@@ -210,19 +210,21 @@ def check_watchdog(settings: Settings) -> None:
     off then (``APP_SUPERVISORD_PROGRAMS`` says 0), a value set on purpose is
     a contradiction.
     """
+    if settings.metrics_enabled:
+        return
     detail = "needs metrics_enabled: true (freshness is read from the metric files); set 0"
-    sources = {"watchdog_seconds": settings.sources["watchdog_seconds"]}
-    for name, section in settings.programs.items():
-        sources[f"programs.{name}.watchdog_seconds"] = section.sources.get("watchdog_seconds", "")
-    values = {"watchdog_seconds": settings.watchdog_seconds}
-    for name, section in settings.programs.items():
-        values[f"programs.{name}.watchdog_seconds"] = section.watchdog_seconds
+    given = [("watchdog_seconds", settings.sources["watchdog_seconds"], settings.watchdog_seconds)]
+    given += [
+        (f"programs.{name}.watchdog_seconds", section.sources.get("watchdog_seconds", ""),
+         section.watchdog_seconds)
+        for name, section in settings.programs.items()
+    ]  # fmt: skip
     problems = [
         Problem(key, source, detail)
-        for key, source in sources.items()
-        if source not in ("default", "", "top-level watchdog_seconds") and values[key]
+        for key, source, value in given
+        if value and source not in ("default", "", "top-level watchdog_seconds")
     ]
-    if problems and not settings.metrics_enabled:
+    if problems:
         raise ConfigError(problems)
 
 

@@ -107,12 +107,17 @@ def make_interface(supervisord: Any, **config: str) -> Pid1Interface:
     return Pid1Interface(fail_fast)
 
 
+def processes(supervisord: Any) -> Iterator[Any]:
+    """Every process (``Subprocess``) of every group supervisord runs."""
+    for group in supervisord.process_groups.values():
+        yield from group.processes.values()
+
+
 def _stopping(supervisord: Any) -> Iterator[Any]:
     """Each process supervisord has STOPPING, with a pid."""
-    for group in supervisord.process_groups.values():
-        for process in group.processes.values():
-            if process.pid and process.get_state() == ProcessStates.STOPPING:
-                yield process
+    for process in processes(supervisord):
+        if process.pid and process.get_state() == ProcessStates.STOPPING:
+            yield process
 
 
 def _report_kills(supervisord: Any) -> None:

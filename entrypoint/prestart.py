@@ -159,8 +159,7 @@ def _run(step: int, argv: list[str], timeout: float, environ: Mapping[str, str])
             if kill_at == float("inf") and (_stop_pending() or now > deadline):
                 outcome.stopped, outcome.timed_out = now <= deadline, now > deadline
                 _signal_group(child.pid, signal.SIGTERM)
-                kill_at = now + KILL_AFTER_SECONDS
-                deadline = max(deadline, now)  # a stopped step gets KILL_AFTER to exit
+                kill_at = now + KILL_AFTER_SECONDS  # a stopped step gets KILL_AFTER to exit
             if now > kill_at:
                 _signal_group(child.pid, signal.SIGKILL)
                 kill_at = float("nan")  # once

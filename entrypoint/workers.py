@@ -46,12 +46,13 @@ import math
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from supervisor import events
 from supervisor.states import ProcessStates, SupervisorStates
+
+from entrypoint.pid1 import processes
 
 CHECK_EVERY_SECONDS = 1.0
 # The supervisord instance of the current main loop: ``supervisorctl reload`` starts
@@ -132,14 +133,9 @@ def make_interface(supervisord: Any, **config: str) -> WorkersInterface:
     return WorkersInterface(programs)
 
 
-def _processes(supervisord: Any) -> Iterator[Any]:
-    for group in supervisord.process_groups.values():
-        yield from group.processes.values()
-
-
 def _start_chosen(supervisord: Any, programs: dict[str, dict[str, Any]]) -> None:
     """Spawn each chosen worker never started yet (what ``autostart=true`` would do)."""
-    for process in _processes(supervisord):
+    for process in processes(supervisord):
         entry = programs.get(process.config.name)
         never_started = process.get_state() == ProcessStates.STOPPED and not process.laststart
         if entry and entry["start"] and never_started:
@@ -169,11 +165,12 @@ class Watchdog:
         self.next_check = 0.0
 
     def check(self, now: float) -> None:
-        """Escalate and give up on every poll; judge freshness once a second."""
-        if not self.bounds:
-            return
+        """Escalate and give up on every poll while pending; judge freshness once a second."""
+        pending = self.killing or self.giving_up
+        if not self.bounds or (now < self.next_check and not pending):
+            return  # most polls (10 a second): nothing to do, not even a walk of the processes
         by_name = {
-            p.config.name: p for p in _processes(self.supervisord) if p.config.name in self.bounds
+            p.config.name: p for p in processes(self.supervisord) if p.config.name in self.bounds
         }
         self._escalate(by_name, now)
         self._give_up(by_name)
