@@ -16,16 +16,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common.supervisord_conf import module_programs, read_conf
 from tests.conftest import ROOT, Stack, http_get
-
-NEW = "report_worker"
 
 
 def repository_copy(target: Path) -> Path:
-    """The repository's tracked files (as in a fresh clone), copied to ``target``."""
+    """The repository's files as they are now (tracked or new, not ignored), copied to ``target``.
+
+    Your own uncommitted worker comes along, so its block in supervisord.conf finds its folder.
+    """
     listed = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.split(b"\0")
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.split(b"\0")  # fmt: skip
     for name in filter(None, listed):
         source = ROOT / name.decode()
         if source.is_file():
@@ -34,24 +37,40 @@ def repository_copy(target: Path) -> Path:
     return target
 
 
-def add_worker_as_the_readme_says(repo: Path) -> None:
-    """Step 1: copy services/sync_worker; step 2: copy its block, list it in [group:app]."""
-    shutil.copytree(repo / "services" / "sync_worker", repo / "services" / NEW)
+def add_worker_as_the_readme_says(repo: Path) -> tuple[str, tuple[str, ...]]:
+    """Step 1: copy a worker's folder; step 2: copy its block, list it in [group:app].
+
+    The README copies ``sync_worker``; here the first worker of the copy's
+    supervisord.conf is copied (the same, unless you replaced it), under a name
+    no program or folder has yet. Returns the new name and the workers before it.
+    """
     conf = repo / "supervisord.conf"
+    modules = module_programs(read_conf(conf))
+    workers = tuple(
+        p for p, m in modules.items() if (repo.joinpath(*m.split(".")) / "worker.py").is_file()
+    )
+    assert workers, "supervisord.conf has no worker program"
+    template, module = workers[0], modules[workers[0]]
+    new = next(
+        name for name in (f"added_worker{n or ''}" for n in range(100))
+        if name not in modules and not (repo / "services" / name).exists()
+    )  # fmt: skip
+    shutil.copytree(repo.joinpath(*module.split(".")), repo / "services" / new)
     text = conf.read_text()
-    block = re.search(r"^\[program:sync_worker\]\n(?:[^\[\n].*\n|\n)*", text, re.MULTILINE)
-    assert block, "no [program:sync_worker] block"
-    copied = block[0].replace("[program:sync_worker]", f"[program:{NEW}]")
-    copied = copied.replace("python -m services.sync_worker", f"python -m services.{NEW}")
+    block = re.search(rf"^\[program:{template}\]\n(?:[^\[\n].*\n|\n)*", text, re.MULTILINE)
+    assert block, f"no [program:{template}] block"
+    copied = block[0].replace(f"[program:{template}]", f"[program:{new}]")
+    copied = copied.replace(f"-m {module}", f"-m services.{new}")
     text = text.replace(block[0], block[0] + copied)
-    text = re.sub(r"^(programs=.*)$", rf"\1,{NEW}", text, count=1, flags=re.MULTILINE)
+    text = re.sub(r"^(programs=.*)$", rf"\1,{new}", text, count=1, flags=re.MULTILINE)
     conf.write_text(text)
+    return new, workers
 
 
 def test_a_new_worker_runs_and_every_check_of_the_copy_passes(tmp_path: Path) -> None:
     """After the README's two steps the copy's stack judges it, and its own checks are green."""
     repo = repository_copy(tmp_path / "repo")
-    add_worker_as_the_readme_says(repo)
+    new, before = add_worker_as_the_readme_says(repo)
     env = {"PYTHONPATH": str(repo)}  # the copy's packages before the installed project
     stack = Stack(tmp_path / "stack", {"loop_sleep_seconds": "0.2"}, cwd=repo, extra_env=env)
     try:
@@ -63,9 +82,9 @@ def test_a_new_worker_runs_and_every_check_of_the_copy_passes(tmp_path: Path) ->
     finally:
         stack.kill()
     assert stack.proc.returncode == 0
-    assert report["programs"][NEW]["status"] == "fresh", report
-    assert set(report["programs"]) == {"sync_worker", "async_worker", NEW}
-    assert f'app_worker_expected{{program="{NEW}"}} 1.0' in metrics.decode()
+    assert report["programs"][new]["status"] == "fresh", report
+    assert set(report["programs"]) == {*before, new}
+    assert f'app_worker_expected{{program="{new}"}} 1.0' in metrics.decode()
     assert stack.leftovers() == []
 
     clean = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
