@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -378,3 +379,20 @@ def write_worker(root: Path, name: str, worker: str, settings: str | None = None
     if settings is not None:
         (package / "settings.py").write_text(settings)
     return {"PYTHONPATH": str(root)}
+
+
+def repository_copy(target: Path) -> Path:
+    """The repository's files as they are now (tracked or new, not ignored), copied to ``target``.
+
+    Your own uncommitted worker comes along, so its block in supervisord.conf finds its folder.
+    """
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.split(b"\0")  # fmt: skip
+    for name in filter(None, listed):
+        source = ROOT / name.decode()
+        if source.is_file():
+            (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name.decode())
+    return target

@@ -17,24 +17,7 @@ import sys
 from pathlib import Path
 
 from common.supervisord_conf import module_programs, read_conf
-from tests.conftest import ROOT, Stack, http_get
-
-
-def repository_copy(target: Path) -> Path:
-    """The repository's files as they are now (tracked or new, not ignored), copied to ``target``.
-
-    Your own uncommitted worker comes along, so its block in supervisord.conf finds its folder.
-    """
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout.split(b"\0")  # fmt: skip
-    for name in filter(None, listed):
-        source = ROOT / name.decode()
-        if source.is_file():
-            (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name.decode())
-    return target
+from tests.conftest import Stack, http_get, repository_copy
 
 
 def add_worker_as_the_readme_says(repo: Path) -> tuple[str, tuple[str, ...]]:

@@ -111,6 +111,8 @@ def test_build_smoke_tests_before_any_push() -> None:
     assert pushes
     assert logins
     assert all(i > smoke for i in pushes + logins)
+    # the script tests/test_image.py runs against a real engine
+    assert steps[smoke]["run"].startswith("tools/smoke-test.sh ")
     for i in pushes + logins:
         assert steps[i]["if"] == "github.event_name == 'push'"
     [push] = [steps[i]["with"] for i in pushes]

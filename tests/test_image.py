@@ -1,0 +1,165 @@
+"""The image, built and run by a real container engine: Podman, here and in ``.ci/run``.
+
+The Dockerfile is built as on GitHub, from the runtime lock alone, on a base made
+from Debian's own packages (``tools/base-image.sh``: no image registry is reachable
+here), and run by ``tools/smoke-test.sh``, the very script that gates a push in
+``build.yml``. What it checks is listed in its header: healthy by the image's own
+HEALTHCHECK, /metrics, uid 10001, read-only root, supervisorctl, a stop under 2 s
+with exit code 0, JSON logs, exit 78 on a bad setting, exit 1 on a FATAL worker.
+The other tests here show that the script fails when it must.
+
+Needs root, ``podman``, ``runc`` and ``debootstrap`` (``.ci/run`` installs them and
+sets ``REQUIRE_CONTAINER_ENGINE=1``, so that their absence fails instead of
+skipping). The base image is kept between runs under a tag derived from
+``tools/base-image.sh`` (about a minute to make); each app image is removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, free_port, repository_copy
+
+SMOKE = ROOT / "tools" / "smoke-test.sh"
+BASE_SCRIPT = ROOT / "tools" / "base-image.sh"
+# The engine's default rlimits (containers.conf: nofile 1048576) are above this
+# sandbox's hard limits and runc refuses them ("error setting rlimit type 7").
+RUN_OPTIONS = "--ulimit nofile=4096:4096 --ulimit nproc=4096:4096"
+
+
+def engine_command() -> list[str]:
+    """``podman`` (with ``--runtime runc`` where runc is installed), or skip/fail if absent."""
+    podman, missing = shutil.which("podman"), []
+    if podman is None:
+        missing.append("podman")
+    if shutil.which("debootstrap") is None:
+        missing.append("debootstrap")
+    if os.geteuid() != 0:
+        missing.append("root (debootstrap and rootful podman)")
+    if missing:
+        message = f"a real container engine needs {', '.join(missing)} (.ci/run installs them)"
+        if os.environ.get("REQUIRE_CONTAINER_ENGINE") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    assert podman is not None
+    return [podman, "--runtime", "runc"] if shutil.which("runc") else [podman]
+
+
+def podman(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``podman ARGS`` to completion, output captured."""
+    return subprocess.run(
+        [*engine_command(), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def build(context: Path, tag: str, base: str) -> None:
+    """``podman build`` of ``context``'s Dockerfile on ``base``; fails the test with the log."""
+    result = podman(
+        "build", "--isolation", "chroot", "--format", "docker", "--network", "host",
+        "--build-arg", f"PYTHON_IMAGE={base}", "--tag", tag, str(context),
+    )  # fmt: skip
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+
+
+def smoke(image: str) -> subprocess.CompletedProcess[str]:
+    """``tools/smoke-test.sh IMAGE PORT`` with Podman, as a new user's engine would run it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+    env.update(
+        CONTAINER_ENGINE=" ".join(engine_command()),
+        SMOKE_RUN_OPTIONS=RUN_OPTIONS,
+    )
+    return subprocess.run(
+        [str(SMOKE), image, str(free_port())],
+        env=env, capture_output=True, text=True, timeout=400, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def base_image() -> str:
+    """The Debian-made Python base, built once per version of tools/base-image.sh."""
+    engine_command()
+    key = hashlib.sha256(BASE_SCRIPT.read_bytes()).hexdigest()[:12]
+    name = f"localhost/supervised-service-base:{key}"
+    result = subprocess.run(
+        [str(BASE_SCRIPT), name],
+        env={**os.environ, "CONTAINER_ENGINE": " ".join(engine_command())},
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return name
+
+
+@pytest.fixture
+def image_tag() -> Iterator[str]:
+    """A unique tag for an image this test builds; the image is removed afterwards."""
+    tag = f"localhost/supervised-service:test-{os.getpid()}-{free_port()}"
+    yield tag
+    podman("rmi", "--force", tag, timeout=120)
+
+
+def test_the_image_passes_the_smoke_test_that_gates_a_push(base_image: str, image_tag: str) -> None:
+    """The repository's Dockerfile, built and run as the README says, passes every check."""
+    build(ROOT, image_tag, base_image)
+    result = smoke(image_tag)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for check in (
+        "healthy (the image's HEALTHCHECK), /readyz 200",
+        "/metrics has both workers",
+        "PID 1 is uid 10001; the root filesystem is read-only",
+        "supervisorctl: all 4 programs RUNNING",
+        "exit code 0",
+        "all JSON",
+        "a bad setting: exit code 78",
+        "a FATAL worker: exit code 1 (fail_fast)",
+        "smoke test passed",
+    ):
+        assert check in result.stdout, result.stdout
+
+
+def test_a_worker_import_only_the_development_lock_has_fails_the_image(
+    base_image: str, image_tag: str, tmp_path: Path
+) -> None:
+    """The image has the runtime lock alone: a worker importing pytest never turns healthy."""
+    repo = repository_copy(tmp_path / "repo")
+    worker = repo / "services" / "sync_worker" / "worker.py"
+    source = worker.read_text()
+    assert "from __future__ import annotations\n" in source
+    worker.write_text(
+        source.replace(
+            "from __future__ import annotations\n",
+            "from __future__ import annotations\n\nimport pytest  # requirements-dev.lock only\n",
+            1,
+        )
+    )
+    build(repo, image_tag, base_image)
+    result = smoke(image_tag)
+    assert result.returncode != 0
+    assert "smoke test FAILED: container exited" in result.stderr, result.stdout + result.stderr
+    assert "No module named 'pytest'" in result.stderr
+    assert '"event": "fail_fast"' in result.stderr
+
+
+def test_a_plain_text_line_fails_the_smoke_test(
+    base_image: str, image_tag: str, tmp_path: Path
+) -> None:
+    """One line of the container's output that is not JSON fails the script, naming it."""
+    build(ROOT, image_tag, base_image)
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {image_tag}\n"
+        'ENTRYPOINT ["sh", "-c", "echo plain text, not JSON; exec app-entrypoint"]\n'
+    )
+    derived = f"{image_tag}-plain"
+    try:
+        build(tmp_path, derived, base_image)
+        result = smoke(derived)
+    finally:
+        podman("rmi", "--force", derived, timeout=120)
+    assert result.returncode != 0
+    assert "log line 1 is not JSON: plain text, not JSON" in result.stderr, result.stderr
