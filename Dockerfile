@@ -3,7 +3,7 @@
 # which runs as PID 1 and keeps both workers and the metrics exporter alive.
 #
 #   docker build --build-arg VERSION=1.2.3 --build-arg REVISION=$(git rev-parse HEAD) -t app .
-#   docker run --read-only --tmpfs /run/app -p 8000:8000 app
+#   docker run --read-only -p 8000:8000 app        (podman run: the same options)
 #
 # The base image is pinned to a Python patch release (bump it on purpose; a digest
 # pin can be added with `python:...@sha256:<digest>`: Dependabot keeps either fresh).
@@ -39,17 +39,18 @@ LABEL org.opencontainers.image.title="supervised-service-template" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="MIT"
 RUN groupadd --gid 10001 app \
-    && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin app \
-    && mkdir -p /run/app \
-    && chown 10001:10001 /run/app
+    && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY supervisord.conf ./
-# APP_RUNTIME_DIR is a tmpfs (compose) or emptyDir (Kubernetes) when the root
-# filesystem is read-only; nothing else is written at run time.
+# APP_RUNTIME_DIR is the only path written at run time, so the root filesystem can
+# be read-only with no mount: every OCI engine gives each container its own
+# /dev/shm, a tmpfs of mode 1777 (64 MB: Docker's and Podman's --shm-size default,
+# containerd's and CRI-O's for a Kubernetes pod). A --tmpfs of your own works too,
+# with APP_RUNTIME_DIR pointing at it (Podman's needs :U: it is root's 0755).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
-    APP_RUNTIME_DIR=/run/app \
+    APP_RUNTIME_DIR=/dev/shm/app \
     APP_METRICS_HOST=0.0.0.0 \
     APP_METRICS_PORT=8000 \
     APP_VERSION=${VERSION} \

@@ -102,10 +102,9 @@ def main() -> None:
     Ours is timed first, for every N in turns (round-robin), so that the ratio
     to N = 0 compares like with like; plain afterwards, N by N (one scrape of
     10,000 dead processes takes over a second). The directories are on tmpfs
-    where there is one, as the runtime dir is in the image (a tmpfs in Compose,
-    an in-memory emptyDir in Kubernetes): on a disk file system a directory
-    that once held 30,000 files stays slower to list after they are deleted
-    (ext4: 82 us instead of 7 us per listing).
+    where there is one, as the runtime dir is in the image (/dev/shm/app): on a
+    disk file system a directory that once held 30,000 files stays slower to
+    list after they are deleted (ext4: 82 us instead of 7 us per listing).
     """
     with tempfile.TemporaryDirectory(dir=SCRATCH) as scratch:
         base = Path(scratch)

@@ -77,6 +77,10 @@ def prepare_runtime_dir(settings: Settings) -> None:
     settings.multiproc_dir.mkdir(mode=0o700)
 
 
+# The Dockerfile's APP_RUNTIME_DIR (tests/test_entrypoint.py checks they agree).
+IMAGE_RUNTIME_DIR = "/dev/shm/app"  # noqa: S108 - a container's own tmpfs, see the Dockerfile
+
+
 def mount_hint(path: Path, uid: int) -> str:
     """What to change when ``path`` cannot be written by ``uid``: per engine, the mount to use.
 
@@ -92,11 +96,15 @@ def mount_hint(path: Path, uid: int) -> str:
     except OSError:
         return ""
     owner = f"{existing} is owned by uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o}"
+    shm = Path(IMAGE_RUNTIME_DIR).parent
+    if path.is_relative_to(shm) and not shm.is_dir():
+        owner = f"this container has no /dev/shm (run with --ipc=none?); {owner}"
     return (
         f" ({owner}; this process runs as uid {uid}). Mount a directory this user can write:"
         f" Docker --tmpfs {path}; Podman --tmpfs {path}:U (its tmpfs is root's 0755"
         f" otherwise); Kubernetes an emptyDir volume at {path};"
-        f" or set APP_RUNTIME_DIR to a writable directory"
+        f" or set APP_RUNTIME_DIR to a writable directory (the image's default,"
+        f" {IMAGE_RUNTIME_DIR}, is in the container's own /dev/shm and needs no mount)"
     )
 
 

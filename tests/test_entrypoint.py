@@ -11,6 +11,7 @@ import pytest
 
 from common.config import ConfigError, load_settings, unknown_env_names
 from entrypoint.__main__ import (
+    IMAGE_RUNTIME_DIR,
     check_watchdog,
     check_workers,
     mount_hint,
@@ -117,3 +118,12 @@ def test_an_unwritable_runtime_dir_says_what_to_mount_per_engine(tmp_path: Path)
     assert f"Podman --tmpfs {mounted / 'inner'}:U" in hint
     assert "Docker --tmpfs" in hint
     assert "emptyDir" in hint
+    assert f"the image's default, {IMAGE_RUNTIME_DIR}, is in the container's own /dev/shm" in hint
+
+
+def test_the_hint_names_the_dockerfile_runtime_dir() -> None:
+    """IMAGE_RUNTIME_DIR is the Dockerfile's APP_RUNTIME_DIR, inside /dev/shm."""
+    from tests.test_kubernetes import dockerfile_env
+
+    assert dockerfile_env()["APP_RUNTIME_DIR"] == IMAGE_RUNTIME_DIR
+    assert IMAGE_RUNTIME_DIR.startswith("/dev/shm/")

@@ -17,9 +17,12 @@ skipping). The base image is kept between runs under a tag derived from
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,6 +99,15 @@ def base_image() -> str:
     return name
 
 
+@pytest.fixture(scope="module")
+def app_image(base_image: str) -> Iterator[str]:
+    """The repository's Dockerfile built as GitHub builds it (on the Debian-made base)."""
+    tag = f"localhost/supervised-service:test-{os.getpid()}"
+    build(ROOT, tag, base_image)
+    yield tag
+    podman("rmi", "--force", tag, timeout=120)
+
+
 @pytest.fixture
 def image_tag() -> Iterator[str]:
     """A unique tag for an image this test builds; the image is removed afterwards."""
@@ -104,10 +116,9 @@ def image_tag() -> Iterator[str]:
     podman("rmi", "--force", tag, timeout=120)
 
 
-def test_the_image_passes_the_smoke_test_that_gates_a_push(base_image: str, image_tag: str) -> None:
+def test_the_image_passes_the_smoke_test_that_gates_a_push(app_image: str) -> None:
     """The repository's Dockerfile, built and run as the README says, passes every check."""
-    build(ROOT, image_tag, base_image)
-    result = smoke(image_tag)
+    result = smoke(app_image)
     assert result.returncode == 0, result.stdout + result.stderr
     for check in (
         "healthy (the image's HEALTHCHECK), /readyz 200",
@@ -147,19 +158,45 @@ def test_a_worker_import_only_the_development_lock_has_fails_the_image(
 
 
 def test_a_plain_text_line_fails_the_smoke_test(
-    base_image: str, image_tag: str, tmp_path: Path
+    app_image: str, base_image: str, image_tag: str, tmp_path: Path
 ) -> None:
     """One line of the container's output that is not JSON fails the script, naming it."""
-    build(ROOT, image_tag, base_image)
     (tmp_path / "Dockerfile").write_text(
-        f"FROM {image_tag}\n"
+        f"FROM {app_image}\n"
         'ENTRYPOINT ["sh", "-c", "echo plain text, not JSON; exec app-entrypoint"]\n'
     )
-    derived = f"{image_tag}-plain"
-    try:
-        build(tmp_path, derived, base_image)
-        result = smoke(derived)
-    finally:
-        podman("rmi", "--force", derived, timeout=120)
+    build(tmp_path, image_tag, base_image)
+    result = smoke(image_tag)
     assert result.returncode != 0
     assert "log line 1 is not JSON: plain text, not JSON" in result.stderr, result.stderr
+
+
+def test_a_second_container_sharing_dev_shm_is_refused(app_image: str) -> None:
+    """Two containers with one /dev/shm (one IPC namespace): the second refuses, the first runs.
+
+    Its runtime dir would be the first's: the entrypoint finds a supervisord
+    answering on the socket there and exits 1, leaving the first one's files alone.
+    """
+    first, second = f"shm-first-{os.getpid()}", f"shm-second-{os.getpid()}"
+    options = ["--read-only", *RUN_OPTIONS.split()]
+    try:
+        started = podman("run", "--detach", "--name", first, "--ipc=shareable", *options, app_image)
+        assert started.returncode == 0, started.stderr
+        deadline = time.monotonic() + 60
+        while True:
+            status = podman("exec", first, "supervisorctl", "-c", "supervisord.conf", "status")
+            if status.returncode == 0 and status.stdout.count(" RUNNING ") == 4:
+                break
+            assert time.monotonic() < deadline, status.stdout + status.stderr
+            time.sleep(0.5)
+        refused = podman("run", "--name", second, f"--ipc=container:{first}", *options, app_image)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        [*_, last] = [json.loads(line) for line in refused.stdout.splitlines()]
+        assert "a supervisord already answers on /dev/shm/app/supervisor.sock" in last["msg"]
+        after = podman("exec", first, "supervisorctl", "-c", "supervisord.conf", "status")
+        assert after.returncode == 0, after.stdout
+        pids = re.findall(r" RUNNING +pid (\d+),", after.stdout)
+        assert pids == re.findall(r" RUNNING +pid (\d+),", status.stdout), after.stdout
+        assert len(pids) == 4, after.stdout
+    finally:
+        podman("rm", "--force", first, second, timeout=120)

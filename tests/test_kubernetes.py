@@ -270,16 +270,14 @@ def test_security_context_matches_the_image_user() -> None:
     assert ctr["capabilities"] == {"drop": ["ALL"]}
 
 
-def test_runtime_dir_is_a_writable_emptydir() -> None:
-    """An emptyDir is mounted read-write at the image's APP_RUNTIME_DIR (/run/app)."""
+def test_runtime_dir_is_the_images_own_in_dev_shm() -> None:
+    """The image's APP_RUNTIME_DIR is in /dev/shm (the pod's own tmpfs): no volume shadows it."""
     runtime_dir = dockerfile_env()["APP_RUNTIME_DIR"]
-    assert runtime_dir == "/run/app"
+    assert runtime_dir.startswith("/dev/shm/")
     assert "APP_RUNTIME_DIR" not in container_env()
-    mounts = {m["mountPath"]: m for m in container()["volumeMounts"]}
-    mount = mounts[runtime_dir]
-    assert not mount.get("readOnly", False)
-    volumes = {v["name"]: v for v in pod_spec()["volumes"]}
-    assert "emptyDir" in volumes[mount["name"]]
+    for mount in container()["volumeMounts"]:
+        assert mount.get("readOnly") is True, mount
+        assert not runtime_dir.startswith(mount["mountPath"]), mount
 
 
 def test_service_links_cannot_inject_app_variables() -> None:
