@@ -199,4 +199,5 @@ def test_a_second_container_sharing_dev_shm_is_refused(app_image: str) -> None:
         assert pids == re.findall(r" RUNNING +pid (\d+),", status.stdout), after.stdout
         assert len(pids) == 4, after.stdout
     finally:
-        podman("rm", "--force", first, second, timeout=120)
+        for name in (second, first):  # the second needs the first's IPC namespace
+            podman("rm", "--force", name, timeout=120)
