@@ -47,7 +47,7 @@ COPY supervisord.conf ./
 # be read-only with no mount: every OCI engine gives each container its own
 # /dev/shm, a tmpfs of mode 1777 (64 MB: Docker's and Podman's --shm-size default,
 # containerd's and CRI-O's for a Kubernetes pod). A --tmpfs of your own works too,
-# with APP_RUNTIME_DIR pointing at it (Podman's needs :U: it is root's 0755).
+# with APP_RUNTIME_DIR pointing at it (under Podman add :U, see the README).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     APP_RUNTIME_DIR=/dev/shm/app \

@@ -24,6 +24,7 @@ another, but another program's lines may come between them.
 from __future__ import annotations
 
 import codecs
+import faulthandler
 import io
 import json
 import logging
@@ -250,12 +251,17 @@ def capture_std_streams() -> None:
     hands to the event listener as ``PROCESS_LOG_STDERR`` events, one JSON
     record per line. So what a subprocess that inherits fd 1 or 2 prints, what
     a C extension or the interpreter writes there, and ``faulthandler``'s dump,
-    all reach stdout as JSON, even if the process dies right after.
+    all reach stdout as JSON, even if the process dies right after. There,
+    ``faulthandler`` is on (every thread, to fd 2): a fatal signal (SIGSEGV,
+    SIGBUS, SIGFPE, SIGABRT, SIGILL) writes "Fatal Python error: ..." and each
+    thread's stack before the process dies, so the cause of such a death is in
+    the logs (the Python docs: faulthandler.enable).
     """
     if os.environ.get("SUPERVISOR_ENABLED") and not _records_fd:
         _records_fd.append(os.dup(1))
         os.set_inheritable(_records_fd[0], False)  # children get the raw channel only
         os.dup2(2, 1)
+        faulthandler.enable(file=2, all_threads=True)
     sys.stdout = StreamToLog("stdout", logging.INFO, 1)
     sys.stderr = StreamToLog("stderr", logging.ERROR, 2)
 

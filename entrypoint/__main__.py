@@ -5,9 +5,10 @@
    ``config_invalid`` line and exit 78 before anything starts.
 2. Refuse to start if a supervisord already answers on the runtime dir's socket
    (emptying its metrics would corrupt a running container's counters): exit 1.
-3. Create ``runtime_dir`` (mode 0700), empty ``runtime_dir/prometheus``, and
-   write the resolved settings to ``runtime_dir/settings.json``
-   (:mod:`common.snapshot`), which every program then reads.
+3. Create ``runtime_dir`` (mode 0700), empty ``runtime_dir/prometheus``,
+   refuse it with less than 4 MiB free (exit 78), and write the resolved
+   settings to ``runtime_dir/settings.json`` (:mod:`common.snapshot`), which
+   every program then reads.
 4. Run the ``prestart`` commands in order (:mod:`entrypoint.prestart`); the
    first that fails stops everything with its exit code, a stop signal with 0.
 5. ``exec`` supervisord (:mod:`entrypoint.supervisord`, which exits 1 after
@@ -15,7 +16,8 @@
    over this PID (PID 1 in Docker), with ``APP_RUNTIME_DIR``,
    ``PROMETHEUS_MULTIPROC_DIR``, ``APP_SUPERVISORD_USER``,
    ``APP_SUPERVISORD_FAIL_FAST``, ``APP_RESOLVED_SETTINGS`` and ``PATH`` set for the config's
-   ``%(ENV_...)s`` expansions and its programs.
+   ``%(ENV_...)s`` expansions and its programs, and ``TMPDIR`` (``runtime_dir/tmp``,
+   unless set: the one writable place under a read-only root).
 """
 
 from __future__ import annotations
@@ -67,27 +69,50 @@ def _socket_answers(path: Path) -> bool:
     return True
 
 
+def temp_dir(settings: Settings) -> Path:
+    """``runtime_dir/tmp``: the programs' ``TMPDIR`` unless the environment sets one.
+
+    Under a read-only root it is the one writable place: supervisord itself
+    needs a temporary directory as it starts (its ``ServerOptions`` calls
+    ``tempfile.gettempdir()``, which raises when none is writable).
+    """
+    return settings.runtime_dir / "tmp"
+
+
 def prepare_runtime_dir(settings: Settings) -> None:
-    """Create ``runtime_dir`` (0700) and an empty multiprocess dir inside it."""
+    """Create ``runtime_dir`` (0700), an empty multiprocess dir and an empty temp dir in it."""
     settings.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if settings.runtime_dir.stat().st_uid == os.getuid():
         settings.runtime_dir.chmod(0o700)  # also when it existed (a tmpfs mount point)
     exporter_address.remove(settings.runtime_dir)  # a past run's
-    shutil.rmtree(settings.multiproc_dir, ignore_errors=True)
-    settings.multiproc_dir.mkdir(mode=0o700)
+    for directory in (settings.multiproc_dir, temp_dir(settings)):
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(mode=0o700)
 
 
 # The Dockerfile's APP_RUNTIME_DIR (tests/test_entrypoint.py checks they agree).
 IMAGE_RUNTIME_DIR = "/dev/shm/app"  # noqa: S108 - a container's own tmpfs, see the Dockerfile
+# The least free space check_free_space accepts in the runtime dir (bytes).
+MIN_FREE_BYTES = 4 * 1024 * 1024
 
 
 def mount_hint(path: Path, uid: int) -> str:
     """What to change when ``path`` cannot be written by ``uid``: per engine, the mount to use.
 
     Names the owner and mode of ``path`` or of its nearest existing parent.
-    Docker's ``--tmpfs`` is mode 1777 (docker run reference); Podman's is root's,
-    0755, unless ``:U`` (podman-run(1): "U" chowns it to the container's user).
+    Docker's ``--tmpfs`` is mode 1777 (docker run reference); Podman's is
+    root's, and on a path the image already has it takes that directory's mode
+    (its tmpcopyup: 0755 for most), unless ``:U`` (podman-run(1): "U" chowns
+    it to the container's user). Under the image's default, a missing
+    ``/dev/shm`` (``--ipc=none``) is said first.
     """
+    shm = Path(IMAGE_RUNTIME_DIR).parent
+    if path.is_relative_to(shm) and not shm.is_dir():
+        return (
+            f" (this container has no {shm}, where the image keeps its runtime dir:"
+            f" run it without --ipc=none, or mount a tmpfs at {shm},"
+            f" or set APP_RUNTIME_DIR to a directory mounted for it)"
+        )
     existing = path.absolute()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -96,20 +121,47 @@ def mount_hint(path: Path, uid: int) -> str:
     except OSError:
         return ""
     owner = f"{existing} is owned by uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o}"
-    shm = Path(IMAGE_RUNTIME_DIR).parent
-    if path.is_relative_to(shm) and not shm.is_dir():
-        owner = f"this container has no /dev/shm (run with --ipc=none?); {owner}"
     return (
         f" ({owner}; this process runs as uid {uid}). Mount a directory this user can write:"
-        f" Docker --tmpfs {path}; Podman --tmpfs {path}:U (its tmpfs is root's 0755"
-        f" otherwise); Kubernetes an emptyDir volume at {path};"
+        f" Docker --tmpfs {path}; Podman --tmpfs {path}:U (without U it is root's);"
+        f" Kubernetes an emptyDir volume at {path};"
         f" or set APP_RUNTIME_DIR to a writable directory (the image's default,"
         f" {IMAGE_RUNTIME_DIR}, is in the container's own /dev/shm and needs no mount)"
     )
 
 
+def check_free_space(settings: Settings) -> None:
+    """Refuse a runtime dir with less than :data:`MIN_FREE_BYTES` free; ConfigError (exit 78).
+
+    The metric files are memory-mapped and grow by ``truncate`` (prometheus-client's
+    ``mmap_dict``): on a full tmpfs the first write to a new page kills the
+    process with SIGBUS, long after the start. Too small a ``/dev/shm``
+    (``--shm-size``) is refused here, before anything runs.
+    """
+    info = os.statvfs(settings.runtime_dir)
+    free = info.f_bavail * info.f_frsize
+    if free < MIN_FREE_BYTES:
+        mib = 1024 * 1024
+        raise ConfigError(
+            [
+                Problem(
+                    "runtime_dir",
+                    settings.sources["runtime_dir"],
+                    f"{settings.runtime_dir} has {free / mib:.1f} MiB free, at least"
+                    f" {MIN_FREE_BYTES // mib} MiB needed (supervisord's log up to 2 MiB, the"
+                    " metric files 192 KiB and more per process; a full file system kills"
+                    " programs with SIGBUS): give it room (Docker's and Podman's"
+                    " --shm-size default, 64m, does), or set APP_RUNTIME_DIR to a larger mount",
+                )
+            ]
+        )
+
+
 def supervisord_environ(settings: Settings) -> dict[str, str]:
-    """The environment supervisord and its programs run with."""
+    """The environment supervisord and its programs run with.
+
+    ``TMPDIR`` is :func:`temp_dir` unless the environment already sets it.
+    """
     bindir = os.path.dirname(sys.executable)
     identity = {
         "service": settings.service_name,
@@ -117,6 +169,7 @@ def supervisord_environ(settings: Settings) -> dict[str, str]:
         "instance": settings.instance,
     }
     environ = dict(os.environ)
+    environ.setdefault("TMPDIR", str(temp_dir(settings)))
     environ.update(
         APP_RUNTIME_DIR=str(settings.runtime_dir),
         PROMETHEUS_MULTIPROC_DIR=str(settings.multiproc_dir),
@@ -281,6 +334,7 @@ def _main(settings: Settings) -> None:
         raise ConfigError(
             [Problem("runtime_dir", settings.sources["runtime_dir"], detail)]
         ) from None
+    check_free_space(settings)
     try:
         write_snapshot(settings, settings.runtime_dir / FILE_NAME)
     except OSError as exc:

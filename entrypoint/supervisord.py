@@ -59,7 +59,8 @@ def main(argv: list[str]) -> int:
     """Run supervisord with ``argv`` until it stops; return 1 after fail-fast, else 0.
 
     78 (EX_CONFIG) if supervisord exits at start because it refuses its
-    config (it has printed why on stderr).
+    config (it has printed why on stderr); 1, with one ``crashed`` JSON line
+    (exception type, message, stack) instead of a bare traceback, if it raises.
     """
     # supervisord's HTTP server code (medusa) print()s some errors, e.g. "uncaptured
     # python exception" when an RPC client hangs up: stdout carries JSON lines only.
@@ -80,6 +81,17 @@ def main(argv: list[str]) -> int:
             event="config_invalid",
         )
         return 78
+    except Exception as exc:  # e.g. no writable temporary directory (tempfile.gettempdir)
+        import traceback
+
+        log_line(
+            "CRITICAL",
+            f"supervisord crashed: {type(exc).__name__}: {exc}",
+            event="crashed",
+            exception_type=type(exc).__name__,
+            stack=traceback.format_exc(),
+        )
+        return 1
     if not pid1.fatal:
         return 0
     process = pid1.fatal[0]

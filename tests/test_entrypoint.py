@@ -28,9 +28,26 @@ def test_runtime_dir_is_private_and_metrics_start_empty(tmp_path: Path) -> None:
     settings = load_settings({"APP_CONFIG_PATH": str(empty), "APP_RUNTIME_DIR": str(runtime)})
     (runtime / "prometheus").mkdir(parents=True)
     (runtime / "prometheus" / "counter_123.db").write_bytes(b"old")
+    (runtime / "tmp").mkdir()
+    (runtime / "tmp" / "a-past-run.tmp").write_bytes(b"old")
     prepare_runtime_dir(settings)
     assert runtime.stat().st_mode & 0o777 == 0o700
     assert list((runtime / "prometheus").iterdir()) == []
+    assert list((runtime / "tmp").iterdir()) == []
+    assert (runtime / "tmp").stat().st_mode & 0o777 == 0o700
+
+
+def test_tmpdir_is_the_runtime_dirs_unless_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a read-only root only the runtime dir is writable: TMPDIR points there by default."""
+    empty = tmp_path / "c.yml"
+    empty.write_text("")
+    settings = load_settings({"APP_CONFIG_PATH": str(empty), "APP_RUNTIME_DIR": str(tmp_path)})
+    monkeypatch.delenv("TMPDIR", raising=False)
+    assert supervisord_environ(settings)["TMPDIR"] == str(tmp_path / "tmp")
+    monkeypatch.setenv("TMPDIR", "/var/scratch")
+    assert supervisord_environ(settings)["TMPDIR"] == "/var/scratch"
 
 
 def test_supervisord_gets_paths_and_our_bin_dir(tmp_path: Path) -> None:

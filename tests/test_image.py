@@ -72,16 +72,25 @@ def build(context: Path, tag: str, base: str) -> None:
 
 
 def smoke(image: str) -> subprocess.CompletedProcess[str]:
-    """``tools/smoke-test.sh IMAGE PORT`` with Podman, as a new user's engine would run it."""
+    """``tools/smoke-test.sh IMAGE PORT`` with Podman, as a new user's engine would run it.
+
+    Its containers are removed here too: the script's own cleanup cannot run
+    when a timeout kills it.
+    """
+    name = f"smoke-test-{os.getpid()}-{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
     env.update(
         CONTAINER_ENGINE=" ".join(engine_command()),
         SMOKE_RUN_OPTIONS=RUN_OPTIONS,
+        SMOKE_NAME=name,
     )
-    return subprocess.run(
-        [str(SMOKE), image, str(free_port())],
-        env=env, capture_output=True, text=True, timeout=400, check=False,
-    )  # fmt: skip
+    try:
+        return subprocess.run(
+            [str(SMOKE), image, str(free_port())],
+            env=env, capture_output=True, text=True, timeout=400, check=False,
+        )  # fmt: skip
+    finally:
+        podman("rm", "--force", "--ignore", name, f"{name}-config", f"{name}-fatal", timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +210,34 @@ def test_a_second_container_sharing_dev_shm_is_refused(app_image: str) -> None:
     finally:
         for name in (second, first):  # the second needs the first's IPC namespace
             podman("rm", "--force", name, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--shm-size=1m"], "has 1.0 MiB free, at least 4 MiB needed"),
+        (["--ipc=none"], "this container has no /dev/shm, where the image keeps its runtime dir"),
+    ],
+)
+def test_a_dev_shm_too_small_or_missing_is_named_before_anything_runs(
+    app_image: str, options: list[str], named: str
+) -> None:
+    """Too small a /dev/shm (SIGBUS later) or none at all: exit 78, one line that says which."""
+    result = podman("run", "--rm", "--read-only", *RUN_OPTIONS.split(), *options, app_image)
+    assert result.returncode == 78, result.stdout + result.stderr
+    [line] = [json.loads(line) for line in result.stdout.splitlines() if '"config_invalid"' in line]
+    assert named in line["msg"]
+    assert line["problems"][0].startswith("runtime_dir (env APP_RUNTIME_DIR)")
+
+
+def test_supervisord_crashing_at_start_is_one_json_line(app_image: str) -> None:
+    """A TMPDIR nobody can write, under a root as read-only as Docker's: exit 1, JSON only."""
+    result = podman(
+        "run", "--rm", "--read-only", "--read-only-tmpfs=false", *RUN_OPTIONS.split(),
+        "--env", "TMPDIR=/nonexistent", app_image,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]  # all JSON
+    [crash] = [r for r in records if r.get("event") == "crashed"]
+    assert crash["msg"].startswith("supervisord crashed: FileNotFoundError: [Errno 2] No usable")
+    assert "gettempdir" in crash["stack"]

@@ -176,3 +176,26 @@ def test_what_a_dying_worker_wrote_last_arrives(tmp_path: Path) -> None:
         stack.kill()
     [last] = [r for r in stack.records() if r.get("msg") == "last words, no newline"]
     assert (last["program"], last["event"]) == ("sync_worker", "stderr")
+
+
+def test_a_fatal_signal_names_itself_and_the_stack_as_json(tmp_path: Path) -> None:
+    """SIGSEGV to a worker: faulthandler's dump arrives as JSON records of that program."""
+    stack = Stack(tmp_path / "stack", {"loop_sleep_seconds": "0.2", "workers": "sync_worker"})
+    try:
+        stack.wait_ready()
+        pid = stack.pid_of("sync_worker")
+        os.kill(pid, signal.SIGSEGV)
+
+        def dump() -> list[dict[str, object]]:
+            return [r for r in stack.records() if "Fatal Python error" in str(r.get("msg"))]
+
+        stack.wait_until(lambda: bool(dump()), 10, "faulthandler's dump")
+        stack.wait_until(lambda: stack.pid_of("sync_worker") != pid, 10, "the restart")
+        stack.stop()
+    finally:
+        stack.kill()
+    records = stack.records()  # every line parsed as JSON, or the test fails here
+    dumped = "\n".join(str(r["msg"]) for r in records if r.get("pid") == pid)
+    assert "Fatal Python error: Segmentation fault" in dumped
+    assert "most recent call first" in dumped
+    assert {r["program"] for r in dump()} == {"sync_worker"}

@@ -9,6 +9,8 @@
 #                      for example "podman --runtime runc"
 #   SMOKE_RUN_OPTIONS  more options for every `run`, split on spaces, for example
 #                      "--ulimit nofile=4096:4096 --ulimit nproc=4096:4096"
+#   SMOKE_NAME         the containers' names: NAME, NAME-config, NAME-fatal
+#                      (default smoke-<pid>; removed at exit)
 #
 # Checks, each with a deadline (no fixed sleeps):
 #  1. run as the README says (`run --read-only`, no mount: the runtime dir is in
@@ -16,7 +18,10 @@
 #     (Podman without systemd runs no health timer: `podman healthcheck run`
 #     runs that same check), /readyz answers 200;
 #  2. /metrics has series for both workers;
-#  3. PID 1 runs as uid 10001 and the root filesystem refuses a write;
+#  3. PID 1 runs as uid 10001 and the root filesystem refuses a write, in /app
+#     and in /tmp (Podman's --read-only mounts a writable /tmp, /var/tmp and
+#     /run unless --read-only-tmpfs=false; Docker's does not: so the script
+#     passes that option to Podman, and code that writes there fails here too);
 #  4. supervisorctl inside reports every program RUNNING;
 #  5. SIGTERM (`stop`) stops it in under 2 s with exit code 0;
 #  6. every log line is JSON;
@@ -29,7 +34,14 @@ image=${1:?usage: tools/smoke-test.sh IMAGE [PORT]}
 port=${2:-8000}
 read -ra engine <<<"${CONTAINER_ENGINE:-docker}"
 read -ra extra <<<"${SMOKE_RUN_OPTIONS:-}"
-name=smoke-$$
+podman=false
+for word in "${engine[@]}"; do
+    [ "$(basename -- "$word")" = podman ] && podman=true
+done
+if $podman; then
+    extra+=(--read-only-tmpfs=false)
+fi
+name=${SMOKE_NAME:-smoke-$$}
 scratch=$(mktemp -d)
 chmod 755 "$scratch"
 
@@ -53,7 +65,7 @@ run() {
     local container=$1
     shift
     "${engine[@]}" run --detach --name "$container" --read-only \
-        "${extra[@]}" "$@" "$image" >/dev/null 2>>"$scratch/engine.log" \
+        ${extra[@]+"${extra[@]}"} "$@" "$image" >/dev/null 2>>"$scratch/engine.log" \
         || { cat "$scratch/engine.log" >&2; fail "$container did not start"; }
 }
 
@@ -74,7 +86,7 @@ print(f"{len(lines)} log lines, all JSON")
 }
 
 health() {
-    if [ "$(basename "${engine[0]}")" = podman ]; then
+    if $podman; then
         "${engine[@]}" healthcheck run "$name" >/dev/null 2>&1 || true
     fi
     "${engine[@]}" inspect --format '{{.State.Health.Status}}' "$name" 2>/dev/null
@@ -94,7 +106,8 @@ curl --fail --silent --show-error --output /dev/null "http://127.0.0.1:$port/rea
 echo "healthy (the image's HEALTHCHECK), /readyz 200"
 
 # --- 2. /metrics ------------------------------------------------------------------
-metrics=$(curl --fail --silent --show-error "http://127.0.0.1:$port/metrics")
+metrics=$(curl --fail --silent --show-error "http://127.0.0.1:$port/metrics") \
+    || fail "GET /metrics"
 for program in sync_worker async_worker; do
     grep -q "^app_iterations_total{program=\"$program\"}" <<<"$metrics" \
         || fail "no app_iterations_total for $program in /metrics"
@@ -102,12 +115,16 @@ done
 echo "/metrics has both workers"
 
 # --- 3. non-root, read-only root --------------------------------------------------
-uid=$("${engine[@]}" exec "$name" sh -c 'grep "^Uid:" /proc/1/status' | awk '{print $2}')
+uid=$("${engine[@]}" exec "$name" sh -c 'grep "^Uid:" /proc/1/status') \
+    || fail "exec in the container"
+uid=$(awk '{print $2}' <<<"$uid")
 [ "$uid" = 10001 ] || fail "PID 1 runs as uid '$uid', not 10001"
-if written=$("${engine[@]}" exec "$name" sh -c 'touch /app/smoke-write' 2>&1); then
-    fail "the root filesystem took a write"
-fi
-grep -qi "read-only" <<<"$written" || fail "writing to /app: $written"
+for directory in /app /tmp; do
+    if written=$("${engine[@]}" exec "$name" sh -c "touch $directory/smoke-write" 2>&1); then
+        fail "the root filesystem took a write in $directory"
+    fi
+    grep -qi "read-only" <<<"$written" || fail "writing to $directory: $written"
+done
 echo "PID 1 is uid 10001; the root filesystem is read-only"
 
 # --- 4. supervisorctl -------------------------------------------------------------
@@ -123,10 +140,10 @@ echo "supervisorctl: all $programs programs RUNNING"
 
 # --- 5. stop ----------------------------------------------------------------------
 started=$(date +%s%N)
-"${engine[@]}" stop "$name" >/dev/null 2>>"$scratch/engine.log"
-elapsed_ms=$((($(date +%s%N) - started) / 1000000))
+"${engine[@]}" stop "$name" >/dev/null 2>>"$scratch/engine.log" || fail "stop"
+elapsed_ms=$((($(date +%s%N) - started) / 1000000)) # GNU date: nanoseconds
 [ "$elapsed_ms" -lt 2000 ] || fail "stop took ${elapsed_ms} ms"
-code=$("${engine[@]}" inspect --format '{{.State.ExitCode}}' "$name")
+code=$("${engine[@]}" inspect --format '{{.State.ExitCode}}' "$name") || fail "inspect"
 [ "$code" -eq 0 ] || fail "exit code $code after stop"
 echo "stop: ${elapsed_ms} ms, exit code 0"
 
@@ -160,7 +177,8 @@ if os.environ.get("SUPERVISOR_PROCESS_NAME") == "sync_worker":
     os._exit(3)
 EOF
 chmod -R a+rX "$scratch/site"
-run "$failing" --volume "$scratch/site:/smoke:ro" --env PYTHONPATH=/smoke
+# z: relabelled for SELinux hosts (Fedora, RHEL), where a plain bind mount is unreadable
+run "$failing" --volume "$scratch/site:/smoke:ro,z" --env PYTHONPATH=/smoke
 code=$(timeout 90 "${engine[@]}" wait "$failing" 2>>"$scratch/engine.log") \
     || fail "a FATAL worker did not stop the container within 90 s"
 [ "$code" -eq 1 ] || fail "a FATAL worker: exit code $code, not 1"
