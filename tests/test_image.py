@@ -11,7 +11,8 @@ The other tests here show that the script fails when it must.
 Needs root, ``podman``, ``runc`` and ``debootstrap`` (``.ci/run`` installs them and
 sets ``REQUIRE_CONTAINER_ENGINE=1``, so that their absence fails instead of
 skipping). The base image is kept between runs under a tag derived from
-``tools/base-image.sh`` (about a minute to make); each app image is removed.
+``tools/base-image.sh`` (about a minute to make); every image built here, build
+stages included, is removed at the end (they carry LABEL).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from tests.conftest import ROOT, free_port, repository_copy
 
 SMOKE = ROOT / "tools" / "smoke-test.sh"
 BASE_SCRIPT = ROOT / "tools" / "base-image.sh"
+# Every image this module builds carries it (build stages too), and is removed at the end.
+LABEL = "io.github.supervised-service-template.test=1"
 # The engine's default rlimits (containers.conf: nofile 1048576) are above this
 # sandbox's hard limits and runc refuses them ("error setting rlimit type 7").
 RUN_OPTIONS = "--ulimit nofile=4096:4096 --ulimit nproc=4096:4096"
@@ -66,7 +69,7 @@ def build(context: Path, tag: str, base: str) -> None:
     """``podman build`` of ``context``'s Dockerfile on ``base``; fails the test with the log."""
     result = podman(
         "build", "--isolation", "chroot", "--format", "docker", "--network", "host",
-        "--build-arg", f"PYTHON_IMAGE={base}", "--tag", tag, str(context),
+        "--build-arg", f"PYTHON_IMAGE={base}", "--label", LABEL, "--tag", tag, str(context),
     )  # fmt: skip
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
 
@@ -106,6 +109,17 @@ def base_image() -> str:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     return name
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_built_images() -> Iterator[None]:
+    """At the module's end, every image it built, build stages included (by LABEL)."""
+    yield
+    if shutil.which("podman") is None:
+        return
+    built = podman("images", "--quiet", "--filter", f"label={LABEL}", timeout=120).stdout.split()
+    if built:
+        podman("rmi", "--force", *sorted(set(built)), timeout=300)
 
 
 @pytest.fixture(scope="module")
