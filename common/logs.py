@@ -180,7 +180,7 @@ def _make_record(  # noqa: PLR0917 - logging.Logger.makeRecord's signature
     return record
 
 
-_original_make_record = logging.Logger.makeRecord
+_original_make_record = logging.Logger.makeRecord  # fenced: tests/test_fences.py
 
 
 class ConsoleFormatter(JsonLineFormatter):

@@ -112,7 +112,7 @@ def _read(path: str) -> list[tuple[str, float, float]]:
     """
     if kind_and_pid(path)[0] not in KINDS:
         raise ValueError(f"not a prometheus-client file name: {path}")
-    from prometheus_client.mmap_dict import MmapedDict
+    from prometheus_client.mmap_dict import MmapedDict  # fenced: tests/test_fences.py
 
     values = list(MmapedDict.read_all_values_from_file(path))
     for key, _, _, _ in values:
@@ -216,7 +216,7 @@ def collect(directory: Path, on_bad_file: Callable[[Path], None] = lambda p: Non
     Reads under the shared lock. If a file cannot be read, or a compactor died
     after its commit, it retakes the lock exclusively to put things right first.
     """
-    from prometheus_client.multiprocess import MultiProcessCollector
+    from prometheus_client.multiprocess import MultiProcessCollector  # .merge: test_fences.py
 
     with locked(directory, exclusive=False):
         if not os.path.exists(os.path.join(directory, JOURNAL)):

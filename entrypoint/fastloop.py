@@ -41,7 +41,7 @@ def make_interface(supervisord: Any, **config: str) -> FastLoopInterface:
     interval = float(config.get("poll_interval_seconds", "0.1"))
     if not 0.01 <= interval <= 1.0:
         raise ValueError(f"poll_interval_seconds must be in 0.01..1, got {interval!r}")
-    poller = supervisord.options.poller
+    poller = supervisord.options.poller  # internal, fenced: tests/test_fences.py
     poll = poller.poll
 
     def capped_poll(timeout: float) -> Any:

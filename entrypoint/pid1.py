@@ -88,7 +88,7 @@ def make_interface(supervisord: Any, **config: str) -> Pid1Interface:
         raise ValueError(f"fail_fast must be true or false, got {value!r}") from None
     _supervisord[:] = [supervisord]
     if early_stop:
-        supervisord.options.mood = SupervisorStates.SHUTDOWN
+        supervisord.options.mood = SupervisorStates.SHUTDOWN  # fenced: tests/test_fences.py
 
     def on_fatal(event: Any) -> None:
         options = supervisord.options
@@ -101,7 +101,7 @@ def make_interface(supervisord: Any, **config: str) -> Pid1Interface:
         options.logger.critical(f"{fatal[0]} is FATAL: shutting down (fail_fast)")
 
     if fail_fast:
-        events.subscribe(events.ProcessStateFatalEvent, on_fatal)
+        events.subscribe(events.ProcessStateFatalEvent, on_fatal)  # fenced: tests/test_fences.py
     _resend_stop_signals_while_stopping(supervisord)
     _report_kills(supervisord)
     return Pid1Interface(fail_fast)
@@ -109,7 +109,7 @@ def make_interface(supervisord: Any, **config: str) -> Pid1Interface:
 
 def processes(supervisord: Any) -> Iterator[Any]:
     """Every process (``Subprocess``) of every group supervisord runs."""
-    for group in supervisord.process_groups.values():
+    for group in supervisord.process_groups.values():  # fenced: tests/test_fences.py
         yield from group.processes.values()
 
 

@@ -116,7 +116,7 @@ def make_interface(supervisord: Any, **config: str) -> WorkersInterface:
         raise ValueError(f"kill_after_seconds must be a number in (0, 3600], got {value!r}")
     directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or ".")
     watchdog = Watchdog(supervisord, programs, directory, kill_after)
-    poller = supervisord.options.poller
+    poller = supervisord.options.poller  # internals (poller, mood): tests/test_fences.py
     poll = poller.poll
     _current[:] = [supervisord]
 
@@ -139,7 +139,7 @@ def _start_chosen(supervisord: Any, programs: dict[str, dict[str, Any]]) -> None
         entry = programs.get(process.config.name)
         never_started = process.get_state() == ProcessStates.STOPPED and not process.laststart
         if entry and entry["start"] and never_started:
-            process.spawn()
+            process.spawn()  # internal, fenced: tests/test_fences.py
 
 
 class Watchdog:
@@ -234,7 +234,7 @@ class Watchdog:
                 continue  # still running
             del self.giving_up[name]
             if process.get_state() == ProcessStates.EXITED:  # not respawned yet: see docstring
-                process.change_state(ProcessStates.BACKOFF)
+                process.change_state(ProcessStates.BACKOFF)  # fenced: tests/test_fences.py
                 process.give_up()
 
 
@@ -245,4 +245,5 @@ def _signal(process: Any, pid: int, signum: int) -> None:
 
 def _notify(kind: str, **fields: Any) -> None:
     """Hand a watchdog action to the event listener (it logs the line and counts)."""
+    # internal, fenced: tests/test_fences.py
     events.notify(events.RemoteCommunicationEvent(kind, json.dumps(fields)))
