@@ -13,8 +13,8 @@ import reprlib
 from pathlib import Path
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
+TRUE_WORDS = frozenset({"true", "yes", "on", "1"})  # also supervisor's (supervisor.datatypes)
+FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _PROGRAM = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,62}")
 MAX_SECONDS = 7 * 24 * 3600.0
@@ -114,9 +114,9 @@ def boolean(value: object) -> bool:
         return bool(value)
     if isinstance(value, str):
         lowered = value.strip().lower()
-        if lowered in _TRUE:
+        if lowered in TRUE_WORDS:
             return True
-        if lowered in _FALSE:
+        if lowered in FALSE_WORDS:
             return False
     raise ValueError("expected a boolean: true/false, yes/no, on/off or 1/0")
 

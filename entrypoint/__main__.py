@@ -46,6 +46,7 @@ from common.config import (
     Settings,
     suggest,
 )
+from common.converters import FALSE_WORDS
 from common.errors import FatalError
 from common.program import declared_settings, run_program
 from common.snapshot import FILE_NAME, write_snapshot
@@ -130,6 +131,11 @@ def mount_hint(path: Path, uid: int) -> str:
     )
 
 
+def runtime_dir_error(settings: Settings, detail: str) -> ConfigError:
+    """The :class:`ConfigError` (exit 78) of one ``runtime_dir`` problem, naming its source."""
+    return ConfigError([Problem("runtime_dir", settings.sources["runtime_dir"], detail)])
+
+
 def check_free_space(settings: Settings) -> None:
     """Refuse a runtime dir with less than :data:`MIN_FREE_BYTES` free; ConfigError (exit 78).
 
@@ -142,18 +148,13 @@ def check_free_space(settings: Settings) -> None:
     free = info.f_bavail * info.f_frsize
     if free < MIN_FREE_BYTES:
         mib = 1024 * 1024
-        raise ConfigError(
-            [
-                Problem(
-                    "runtime_dir",
-                    settings.sources["runtime_dir"],
-                    f"{settings.runtime_dir} has {free / mib:.1f} MiB free, at least"
-                    f" {MIN_FREE_BYTES // mib} MiB needed (supervisord's log up to 2 MiB, the"
-                    " metric files 192 KiB and more per process; a full file system kills"
-                    " programs with SIGBUS): give it room (Docker's and Podman's"
-                    " --shm-size default, 64m, does), or set APP_RUNTIME_DIR to a larger mount",
-                )
-            ]
+        raise runtime_dir_error(
+            settings,
+            f"{settings.runtime_dir} has {free / mib:.1f} MiB free, at least"
+            f" {MIN_FREE_BYTES // mib} MiB needed (supervisord's log up to 2 MiB, the"
+            " metric files 192 KiB and more per process; a full file system kills"
+            " programs with SIGBUS): give it room (Docker's and Podman's"
+            " --shm-size default, 64m, does), or set APP_RUNTIME_DIR to a larger mount",
         )
 
 
@@ -257,7 +258,7 @@ def check_workers(settings: Settings, conf: Path) -> None:
         problems.append(Problem(f"[program:{name}] numprocs", str(conf), detail))
     for name in names:
         value = parser.get(f"program:{name}", "autostart", fallback="true")
-        if value.strip().lower() not in ("false", "no", "off", "0"):
+        if value.strip().lower() not in FALSE_WORDS:
             detail = "must be false in a worker's block: the workers setting starts the chosen ones"
             problems.append(Problem(f"[program:{name}] autostart", str(conf), detail))
     if problems:
@@ -331,17 +332,13 @@ def _main(settings: Settings) -> None:
         detail = f"cannot create the directory {settings.runtime_dir}: {exc.strerror}"
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             detail += mount_hint(settings.runtime_dir, os.getuid())
-        raise ConfigError(
-            [Problem("runtime_dir", settings.sources["runtime_dir"], detail)]
-        ) from None
+        raise runtime_dir_error(settings, detail) from None
     check_free_space(settings)
     try:
         write_snapshot(settings, settings.runtime_dir / FILE_NAME)
     except OSError as exc:
         detail = f"cannot write {FILE_NAME} in it: {exc.strerror}"
-        raise ConfigError(
-            [Problem("runtime_dir", settings.sources["runtime_dir"], detail)]
-        ) from None
+        raise runtime_dir_error(settings, detail) from None
     environ = supervisord_environ(settings)
     if settings.prestart:
         from entrypoint.prestart import run_steps

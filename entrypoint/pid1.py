@@ -113,6 +113,15 @@ def processes(supervisord: Any) -> Iterator[Any]:
         yield from group.processes.values()
 
 
+def signal_process(process: Any, pid: int, signum: int) -> None:
+    """Send ``signum`` to ``pid``, or to its process group if the program says ``stopasgroup``.
+
+    A process that exited meanwhile is no error.
+    """
+    with contextlib.suppress(OSError):
+        os.kill(-pid if process.config.stopasgroup else pid, signum)
+
+
 def _stopping(supervisord: Any) -> Iterator[Any]:
     """Each process supervisord has STOPPING, with a pid."""
     for process in processes(supervisord):
@@ -174,9 +183,7 @@ def _resend_stop_signals_while_stopping(supervisord: Any) -> None:
             elif due[0] and now >= due[0]:
                 due[0] = 0
                 for process in _stopping(supervisord):
-                    pid = -process.pid if process.config.stopasgroup else process.pid
-                    with contextlib.suppress(OSError):
-                        os.kill(pid, process.config.stopsignal)
+                    signal_process(process, process.pid, process.config.stopsignal)
         return poll(timeout)
 
     poller.poll = poll_and_resend

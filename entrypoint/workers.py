@@ -40,7 +40,6 @@ supervisord's own ``transition()`` of the processes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -52,7 +51,7 @@ from typing import Any
 from supervisor import events
 from supervisor.states import ProcessStates, SupervisorStates
 
-from entrypoint.pid1 import processes
+from entrypoint.pid1 import processes, signal_process
 
 CHECK_EVERY_SECONDS = 1.0
 # The supervisord instance of the current main loop: ``supervisorctl reload`` starts
@@ -215,7 +214,7 @@ class Watchdog:
             gives_up=gives_up,
             kill_after_seconds=self.kill_after,
         )
-        _signal(process, watch.pid, process.config.stopsignal)
+        signal_process(process, watch.pid, process.config.stopsignal)
 
     def _escalate(self, by_name: dict[str, Any], now: float) -> None:
         for name, (pid, due) in list(self.killing.items()):
@@ -225,7 +224,7 @@ class Watchdog:
             elif now >= due:
                 self.killing[name] = (pid, math.inf)  # once
                 _notify("watchdog_kill", program=name, pid=pid, after_seconds=self.kill_after)
-                _signal(process, pid, signal.SIGKILL)
+                signal_process(process, pid, signal.SIGKILL)
 
     def _give_up(self, by_name: dict[str, Any]) -> None:
         for name, pid in list(self.giving_up.items()):
@@ -236,11 +235,6 @@ class Watchdog:
             if process.get_state() == ProcessStates.EXITED:  # not respawned yet: see docstring
                 process.change_state(ProcessStates.BACKOFF)  # fenced: tests/test_fences.py
                 process.give_up()
-
-
-def _signal(process: Any, pid: int, signum: int) -> None:
-    with contextlib.suppress(OSError):  # it exited meanwhile
-        os.kill(-pid if process.config.stopasgroup else pid, signum)
 
 
 def _notify(kind: str, **fields: Any) -> None:

@@ -91,6 +91,16 @@ def image_healthcheck() -> list[str]:
     return command
 
 
+def dockerfile_env() -> dict[str, str]:
+    """The ``KEY=value`` pairs of the Dockerfile's ENV instructions."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    pairs: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("ENV "):
+            pairs.update(re.findall(r"(\w+)=(\S+)", line))
+    return pairs
+
+
 def supervisord_listeners() -> tuple[str, ...]:
     """The ``[eventlistener:x]`` names in supervisord.conf (one process each)."""
     parser = configparser.RawConfigParser()

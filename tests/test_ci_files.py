@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, image_healthcheck, run_command
+from tests.conftest import ROOT, dockerfile_env, image_healthcheck, run_command
 
 BIN = Path(sys.executable).parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -36,10 +36,9 @@ def test_compose_file_matches_the_compose_specification() -> None:
 def test_compose_app_runs_as_the_image_does() -> None:
     """Read-only root, runtime dir in /dev/shm, the image's healthcheck, grace > stopwaitsecs."""
     app = load(ROOT / "docker-compose.yml")["services"]["app"]
-    runtime_dir = re.search(r"APP_RUNTIME_DIR=(\S+)", (ROOT / "Dockerfile").read_text())
-    assert runtime_dir is not None
+    runtime_dir = dockerfile_env()["APP_RUNTIME_DIR"]
     assert app["read_only"] is True
-    assert runtime_dir.group(1).startswith("/dev/shm/")
+    assert runtime_dir.startswith("/dev/shm/")
     assert "tmpfs" not in app  # nothing shadows it
     assert "volumes" not in app
     assert app["shm_size"] == "64m"

@@ -18,6 +18,7 @@ from entrypoint.__main__ import (
     prepare_runtime_dir,
     supervisord_environ,
 )
+from tests.conftest import dockerfile_env
 
 
 def test_runtime_dir_is_private_and_metrics_start_empty(tmp_path: Path) -> None:
@@ -140,7 +141,5 @@ def test_an_unwritable_runtime_dir_says_what_to_mount_per_engine(tmp_path: Path)
 
 def test_the_hint_names_the_dockerfile_runtime_dir() -> None:
     """IMAGE_RUNTIME_DIR is the Dockerfile's APP_RUNTIME_DIR, inside /dev/shm."""
-    from tests.test_kubernetes import dockerfile_env
-
     assert dockerfile_env()["APP_RUNTIME_DIR"] == IMAGE_RUNTIME_DIR
     assert IMAGE_RUNTIME_DIR.startswith("/dev/shm/")

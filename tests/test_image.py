@@ -17,6 +17,7 @@ stages included, is removed at the end (they carry LABEL).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -40,7 +41,8 @@ LABEL = "io.github.supervised-service-template.test=1"
 RUN_OPTIONS = "--ulimit nofile=4096:4096 --ulimit nproc=4096:4096"
 
 
-def engine_command() -> list[str]:
+@functools.cache
+def engine_command() -> tuple[str, ...]:
     """``podman`` (with ``--runtime runc`` where runc is installed), or skip/fail if absent."""
     podman, missing = shutil.which("podman"), []
     if podman is None:
@@ -55,7 +57,7 @@ def engine_command() -> list[str]:
             pytest.fail(message)
         pytest.skip(message)
     assert podman is not None
-    return [podman, "--runtime", "runc"] if shutil.which("runc") else [podman]
+    return (podman, "--runtime", "runc") if shutil.which("runc") else (podman,)
 
 
 def podman(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

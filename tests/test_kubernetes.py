@@ -32,7 +32,7 @@ import yaml
 from common.config import load_settings, unknown_env_names
 from common.supervisord_conf import read_conf, worker_packages
 from entrypoint.__main__ import check_workers, declarations
-from tests.conftest import ROOT
+from tests.conftest import ROOT, dockerfile_env
 
 KUBE = ROOT / "deploy" / "kubernetes"
 BASE = KUBE / "base"
@@ -90,16 +90,6 @@ def container() -> dict[str, Any]:
 def container_env() -> dict[str, str]:
     """The container's literal ``env`` values by name."""
     return {e["name"]: e["value"] for e in container().get("env", []) if "value" in e}
-
-
-def dockerfile_env() -> dict[str, str]:
-    """The ``KEY=value`` pairs of the Dockerfile's ENV instructions."""
-    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    pairs: dict[str, str] = {}
-    for line in text.splitlines():
-        if line.startswith("ENV "):
-            pairs.update(re.findall(r"(\w+)=(\S+)", line))
-    return pairs
 
 
 def dockerfile_user() -> tuple[int, int]:
