@@ -10,7 +10,7 @@ import threading
 from common import exporter_address, heap, logs
 from common.config import Settings
 from common.errors import FatalError
-from common.lifecycle import StopSignal
+from common.lifecycle import EXIT_WITHIN_SECONDS, StopSignal, exit_within
 from common.metrics import check_multiproc_dir
 from common.program import program_name, run_program
 
@@ -56,6 +56,9 @@ def _main(settings: Settings) -> None:
     server.server_close()
     exporter_address.remove(settings.runtime_dir)
     log.info("%s stopped", PROGRAM, extra={"event": logs.SHUTDOWN_COMPLETE})
+    # As a worker does: a stop signal from now on (pid1 sends it again to a program still
+    # STOPPING 0.3 s in) must not kill the process while its interpreter exits.
+    exit_within(EXIT_WITHIN_SECONDS, 0)
 
 
 def main() -> None:
