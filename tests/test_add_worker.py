@@ -16,8 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from common.supervisord_conf import module_programs, read_conf
 from tests.conftest import Stack, http_get, repository_copy
+
+pytestmark = pytest.mark.stack  # make test-quick leaves these out
 
 
 def add_worker_as_the_readme_says(repo: Path) -> tuple[str, tuple[str, ...]]:
@@ -52,7 +56,7 @@ def add_worker_as_the_readme_says(repo: Path) -> tuple[str, tuple[str, ...]]:
 
 def test_a_new_worker_runs_and_every_check_of_the_copy_passes(tmp_path: Path) -> None:
     """After the README's two steps the copy's stack judges it, and its own checks are green."""
-    repo = repository_copy(tmp_path / "repo")
+    repo = repository_copy(tmp_path / "template-copy")
     new, before = add_worker_as_the_readme_says(repo)
     env = {"PYTHONPATH": str(repo)}  # the copy's packages before the installed project
     stack = Stack(tmp_path / "stack", {"loop_sleep_seconds": "0.2"}, cwd=repo, extra_env=env)

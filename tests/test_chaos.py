@@ -17,10 +17,13 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.procfs import children_by_parent
 from tests.conftest import TEST_WORKERS, Stack, fixture_conf, http_get
+
+pytestmark = pytest.mark.stack  # make test-quick leaves these out
 
 KILLS = 200
 FILE_BOUND = 30  # 3 files per live process (5), 3 archives, and a few not yet compacted

@@ -32,6 +32,8 @@ import pytest
 
 from tests.conftest import ROOT, free_port, repository_copy
 
+pytestmark = pytest.mark.stack  # make test-quick leaves these out
+
 SMOKE = ROOT / "tools" / "smoke-test.sh"
 BASE_SCRIPT = ROOT / "tools" / "base-image.sh"
 # Every image this module builds carries it (build stages too), and is removed at the end.
@@ -163,7 +165,7 @@ def test_a_worker_import_only_the_development_lock_has_fails_the_image(
     base_image: str, image_tag: str, tmp_path: Path
 ) -> None:
     """The image has the runtime lock alone: a worker importing pytest never turns healthy."""
-    repo = repository_copy(tmp_path / "repo")
+    repo = repository_copy(tmp_path / "template-copy")
     worker = repo / "services" / "sync_worker" / "worker.py"
     source = worker.read_text()
     assert "from __future__ import annotations\n" in source

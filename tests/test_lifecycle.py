@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import ROOT, base_env, free_port, http_get, run_module, write_worker
 
+pytestmark = pytest.mark.stack  # make test-quick leaves these out
+
 FAILING_LOOP = """
 import itertools
 calls = itertools.count()

@@ -13,7 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import EXPORTER, TEST_WORKERS, Stack
+
+pytestmark = pytest.mark.stack  # make test-quick leaves these out
 
 FLOOD_RECORDS = 10_000
 FLOOD = """

@@ -17,6 +17,8 @@ import pytest
 from common import multiproc
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.stack  # make test-quick leaves these out
+
 WORKER = """
 import sys
 from common.metrics import WorkerMetrics

@@ -9,8 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from common.procfs import alive
 from tests.conftest import BIN, Stack, base_env, fixture_dir, free_port, run_command
+
+pytestmark = pytest.mark.stack  # make test-quick leaves these out
 
 READ_SETTINGS = (
     "python -c 'from common.config import load_settings;"

@@ -21,6 +21,8 @@ import pytest
 
 from tests.conftest import TEST_WORKERS, Stack, free_port, http_get, stop_process
 
+pytestmark = pytest.mark.stack  # make test-quick leaves these out
+
 
 class Prometheus:
     """A Prometheus server scraping one target every second."""

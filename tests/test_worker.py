@@ -14,6 +14,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from tests.conftest import run_module, write_worker
 from tests.test_lifecycle import Program, program_env
 
+pytestmark = pytest.mark.stack  # make test-quick leaves these out
+
 SETTINGS = """
 from dataclasses import dataclass
 from common.settings import Secret

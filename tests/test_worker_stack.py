@@ -10,7 +10,11 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import BIN, Stack, base_env, fixture_conf, free_port, http_get
+
+pytestmark = pytest.mark.stack  # make test-quick leaves these out
 
 
 def entrypoint(tmp_path: Path, yaml_text: str, **env: str) -> subprocess.CompletedProcess[str]:
