@@ -23,7 +23,7 @@ LOAD_ENV := set -a; [ ! -f .env ] || . ./.env; set +a;
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: run test test-quick lint lint-python lint-docker lint-ci check bench ctl install lock clean
+.PHONY: init run test test-quick lint lint-python lint-docker lint-ci check bench ctl install lock clean
 
 # Our own modules' bytecode, as the image has it (compileall): every process
 # would otherwise compile them at each start when PYTHONDONTWRITEBYTECODE is set.
@@ -32,6 +32,20 @@ PACKAGES := common services healthcheck entrypoint
 # the same second as the compile cannot run stale code).
 COMPILE = $(BIN)/python -m compileall -q -j 0 --invalidation-mode checked-hash $(PACKAGES) \
 	|| echo "could not write bytecode (read-only tree?): every start compiles" >&2
+
+# --- make init (tools/init.py removes this block, itself and its test once it ran) ---
+## init: make a fresh copy your own project (tools/init.py), e.g.
+##       make init NAME=price-feed DESCRIPTION="Prices from the feed" AUTHOR="Ada" PORT=9100
+# Passed through the environment (no shell quoting), and only from make's command line:
+# a PORT or NAME your shell happens to export is not an answer.
+given = $(if $(filter command line,$(origin $(1))),$($(1)))
+init: export INIT_NAME = $(call given,NAME)
+init: export INIT_DESCRIPTION = $(call given,DESCRIPTION)
+init: export INIT_AUTHOR = $(call given,AUTHOR)
+init: export INIT_PORT = $(call given,PORT)
+init:
+	@python3 tools/init.py
+# --- end of make init ---
 
 ## run: every process in the foreground (Ctrl-C stops them all)
 run: $(STAMP)

@@ -6,6 +6,7 @@ import configparser
 import re
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,32 @@ def test_workflow_is_pinned_minimal_and_bounded(workflow: Path) -> None:
     assert data["permissions"] == {"contents": "read"}
     for job in data["jobs"].values():
         assert 0 < job["timeout-minutes"] <= 30
+
+
+def test_every_supported_python_is_tested_and_declared_alike() -> None:
+    """CI's matrix runs each minor from requires-python's oldest up; the metadata agrees."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    oldest = re.fullmatch(r">=3\.(\d+)", project["project"]["requires-python"])
+    assert oldest, "requires-python is not of the form >=3.N"
+    matrix = load(ROOT / ".github" / "workflows" / "ci.yml")["jobs"]["check"]["strategy"]
+    minors = [int(v.split(".")[1]) for v in matrix["matrix"]["python"]]
+    assert minors == list(range(int(oldest[1]), minors[-1] + 1)), "a gap or a wrong start"
+    assert matrix["fail-fast"] is False  # one Python failing must not hide the others
+    classifiers = [c for c in project["project"]["classifiers"] if re.search(r":: 3\.\d+$", c)]
+    assert classifiers == [f"Programming Language :: Python :: 3.{m}" for m in minors]
+    assert project["tool"]["ruff"]["target-version"] == f"py3{minors[0]}"
+    assert project["tool"]["mypy"]["python_version"] == f"3.{minors[0]}"
+    # The image: the Dockerfile's default is the oldest; build.yml also builds the newest.
+    default = re.search(
+        r"^ARG PYTHON_IMAGE=python:3\.(\d+)\.", (ROOT / "Dockerfile").read_text(), re.M
+    )
+    assert default, "the Dockerfile's PYTHON_IMAGE is not python:3.N.P-..."
+    assert int(default[1]) == minors[0]
+    newest = load(ROOT / ".github" / "workflows" / "build.yml")["jobs"]["newest-python"]
+    [build] = [s for s in newest["steps"] if "build-push-action" in s.get("uses", "")]
+    assert build["with"]["build-args"].strip() == f"PYTHON_IMAGE=python:3.{minors[-1]}-slim-trixie"
+    assert newest["name"].endswith(f"Python 3.{minors[-1]}")
+    assert not build["with"].get("push")
 
 
 def test_build_smoke_tests_before_any_push() -> None:

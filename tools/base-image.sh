@@ -3,8 +3,9 @@
 # where no image registry is reachable (the project's container test does):
 #   tools/base-image.sh NAME                      # needs root, debootstrap, podman
 #   podman build --build-arg PYTHON_IMAGE=NAME ...
-# Debian bookworm (minbase) with python3 (3.11), python3-venv, python3-pip and
-# ca-certificates: what the Dockerfile's build stage runs. An image NAME already
+# Debian (minbase) with python3, python3-venv, python3-pip and ca-certificates:
+# what the Dockerfile's build stage runs. DEBIAN_SUITE picks the release and so the
+# Python: bookworm (the default) has 3.11, trixie 3.13. An image NAME already
 # present is kept; remove it (`podman rmi NAME`) to rebuild. DEBIAN_MIRROR picks
 # a mirror (default: debootstrap's own). About a minute and 300 MB.
 set -euo pipefail
@@ -20,7 +21,7 @@ trap 'rm -rf "$root" "$root.log" "$root.import"' EXIT
 # shellcheck disable=SC2086 # DEBIAN_MIRROR is one word or nothing
 debootstrap --variant=minbase \
     --include=python3,python3-venv,python3-pip,python-is-python3,ca-certificates \
-    bookworm "$root" ${DEBIAN_MIRROR:-} >"$root.log" 2>&1 \
+    "${DEBIAN_SUITE:-bookworm}" "$root" ${DEBIAN_MIRROR:-} >"$root.log" 2>&1 \
     || { tail -20 "$root.log" >&2; rm -f "$root.log"; echo "debootstrap failed" >&2; exit 1; }
 rm -f "$root.log"
 # The host's CA bundle, so that a TLS-inspecting proxy the host trusts is trusted

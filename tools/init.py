@@ -1,0 +1,200 @@
+"""Make a fresh copy of the template your own project: ``make init NAME=price-feed``.
+
+What the template's checklist asked you to change by hand, in one step:
+
+- ``NAME``: the project (pyproject.toml, the image, the Compose project, every
+  Kubernetes object and label, the Grafana dashboard, the alert group, the
+  README's commands) and the default ``service_name``, the ``service`` key of
+  every log line. Lowercase letters, digits and single hyphens, at most 40
+  characters: Kubernetes names a Deployment ``NAME-<worker>`` (63 at most).
+- ``DESCRIPTION``: pyproject.toml's description and the image's description label.
+- ``AUTHOR``: pyproject.toml's authors and the LICENSE's copyright holder
+  (the license stays MIT; replace LICENSE itself for another one).
+- ``PORT``: the metrics port (8000) everywhere it is written: the default,
+  the Dockerfile, Compose, Kubernetes, Prometheus' configuration, the tests.
+
+Every edit is checked before any file is written: a template that no longer has
+what an edit expects (a copy already initialised, a file you changed) is named,
+and nothing changes. Once done, the copy no longer carries this bootstrap: this
+script, its test and the blocks marked ``make init`` in the Makefile and in
+``.ci/run`` are removed. Exit 0 done, 2 bad input or nothing to do. Standard
+library only: it runs before anything is installed. ``make init`` passes its
+variables as ``INIT_NAME``... in the environment; ``--name``... work too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "supervised-service-template"  # the distribution, the image, the license holder
+SERVICE = "supervised-service"  # Kubernetes objects, Compose project, dashboard, alerts
+PORT = "8000"
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+NAME_MAX = 40
+KEYS = ("name", "description", "author", "port")
+LOCKS = ("requirements.lock", "requirements-dev.lock")
+BOOTSTRAP = ("tools/init.py", "tests/test_init.py")  # removed once the copy is initialised
+BLOCKS = ("Makefile", ".ci/run")  # each holds one block between these two lines
+BLOCK_START, BLOCK_END = "# --- make init", "# --- end of make init ---\n"
+
+# (file, what the template has, what it becomes): each must be found exactly once.
+Edit = tuple[str, str, Callable[[argparse.Namespace], str]]
+SERVICE_NAME_EDITS: list[Edit] = [
+    ("common/config.py", 'service_name: Annotated[str, conv.name] = "app"',
+     lambda a: f'service_name: Annotated[str, conv.name] = "{a.name}"'),
+    ("config.yml.example", "# service_name: app ",
+     lambda a: f"# service_name: {a.name} "),
+    ("README.md", "| `service_name` | `APP_SERVICE_NAME` | `app` |",
+     lambda a: f"| `service_name` | `APP_SERVICE_NAME` | `{a.name}` |"),
+    ("tests/test_worker.py", '"settings: service_name=app, "',
+     lambda a: f'"settings: service_name={a.name}, "'),
+    ("Makefile", ".PHONY: init ", lambda a: ".PHONY: "),  # the target goes with its block
+]  # fmt: skip
+
+
+class InitError(Exception):
+    """A bad value or a template that does not have what an edit expects."""
+
+
+def tracked_text_files(root: Path) -> list[Path]:
+    """The repository's files (tracked, or new and not ignored) that are UTF-8 text."""
+    run = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=root, capture_output=True, check=False,
+    )  # fmt: skip
+    if run.returncode != 0:  # .gitignore says what is yours to edit: git must read it
+        raise InitError(f"{root} is not a git checkout (git init, then make init again)")
+    listed = run.stdout.split(b"\0")
+    files = []
+    for name in filter(None, listed):
+        path = root / name.decode()
+        if path.is_file() and name.decode() not in BOOTSTRAP:
+            try:
+                path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue
+            files.append(path)
+    return files
+
+
+def check(args: argparse.Namespace) -> None:
+    """Raise :class:`InitError` naming the first bad value."""
+    if not NAME_PATTERN.fullmatch(args.name) or len(args.name) > NAME_MAX:
+        raise InitError(
+            f"NAME={args.name!r}: expected lowercase letters, digits and single hyphens, "
+            f"starting with a letter, at most {NAME_MAX} characters (e.g. price-feed)"
+        )
+    if args.name in (PROJECT, SERVICE):
+        raise InitError(f"NAME={args.name!r} is the template's own name: choose yours")
+    for key in ("description", "author"):
+        value = getattr(args, key)
+        if value is not None and (not value.strip() or re.search(r'["\\\n]', value)):
+            raise InitError(f"{key.upper()}={value!r}: expected text without quotes or backslashes")
+    if args.port is not None and not (
+        args.port.isdigit() and 1024 <= int(args.port) <= 65535 and args.port != "8000"
+    ):
+        raise InitError(
+            f"PORT={args.port!r}: expected a port in 1024..65535 other than 8000 "
+            "(the image runs as a non-root user: no port below 1024)"
+        )
+
+
+def replace_once(text: str, old: str, new: str, where: str) -> str:
+    """``text`` with its one ``old`` replaced; :class:`InitError` if it has none or several."""
+    count = text.count(old)
+    if count != 1:
+        found = "not found" if count == 0 else f"found {count} times"
+        raise InitError(f"{where}: {old!r} {found}: is this a fresh copy of the template?")
+    return text.replace(old, new)
+
+
+def without_block(text: str, where: str) -> str:
+    """``text`` less its one ``make init`` block (from its start line to its end line)."""
+    start = text.find(BLOCK_START)
+    end = text.find(BLOCK_END, start)
+    if start < 0 or end < 0 or text.count(BLOCK_START) != 1:
+        raise InitError(f"{where}: no single '{BLOCK_START} ... {BLOCK_END.strip()}' block")
+    return text[:start] + text[end + len(BLOCK_END) :].removeprefix("\n")
+
+
+def plan(root: Path, args: argparse.Namespace) -> dict[Path, str]:
+    """The new text of every file that changes; nothing is written here."""
+    texts = {path: path.read_text(encoding="utf-8") for path in tracked_text_files(root)}
+    new = dict(texts)
+    pyproject = root / "pyproject.toml"
+    if f'name = "{PROJECT}"' not in texts.get(pyproject, ""):
+        raise InitError(
+            f'pyproject.toml has no name = "{PROJECT}": this copy was initialised already'
+        )
+    for file, old, make in SERVICE_NAME_EDITS:
+        path = root / file
+        new[path] = replace_once(new[path], old, make(args), file)
+    for file in BLOCKS:
+        new[root / file] = without_block(new[root / file], file)
+    for path, text in new.items():  # the project's names: longest first
+        renamed = text.replace(PROJECT, args.name).replace(SERVICE, args.name)
+        if args.port is not None and path.name not in LOCKS:
+            renamed = re.sub(rf"\b{PORT}\b", args.port, renamed)
+        new[path] = renamed
+    if args.description is not None:
+        new[pyproject] = re.sub(
+            r'^description = ".*"$', f'description = "{args.description}"', new[pyproject],
+            count=1, flags=re.MULTILINE,
+        )  # fmt: skip
+        dockerfile = root / "Dockerfile"
+        new[dockerfile] = re.sub(
+            r'org\.opencontainers\.image\.description="[^"]*"',
+            f'org.opencontainers.image.description="{args.description}"', new[dockerfile],
+        )  # fmt: skip
+    if args.author is not None:
+        new[pyproject] = replace_once(
+            new[pyproject], 'readme = "README.md"\n',
+            f'readme = "README.md"\nauthors = [{{ name = "{args.author}" }}]\n', "pyproject.toml",
+        )  # fmt: skip
+        license_file = root / "LICENSE"
+        year = datetime.datetime.now(tz=datetime.UTC).year
+        new[license_file] = re.sub(
+            r"^Copyright \(c\) .*$", f"Copyright (c) {year} {args.author}",
+            new[license_file], count=1, flags=re.MULTILINE,
+        )  # fmt: skip
+    return {path: text for path, text in new.items() if text != texts[path]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check every value and every edit, then write the changed files; the exit code."""
+    parser = argparse.ArgumentParser(prog="make init", description=__doc__.split("\n\n")[0])
+    given = {k: os.environ.get(f"INIT_{k.upper()}") or None for k in KEYS}
+    parser.add_argument("--name", default=given["name"] or "")
+    parser.add_argument("--description", default=given["description"])
+    parser.add_argument("--author", default=given["author"])
+    parser.add_argument("--port", default=given["port"])
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        check(args)
+        changes = plan(args.root, args)
+    except InitError as exc:
+        print(f"make init: {exc}; nothing changed", file=sys.stderr)
+        return 2
+    for path, text in changes.items():
+        path.write_text(text, encoding="utf-8")
+    for file in BOOTSTRAP:
+        (args.root / file).unlink(missing_ok=True)
+    print(f"make init: {args.name}: {len(changes)} files changed")
+    for path in sorted(changes):
+        print(f"  {path.relative_to(args.root)}")
+    print(f"  removed: {', '.join(BOOTSTRAP)} (and the make init target)")
+    print("next: review with `git diff`, commit, then `make test`")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
