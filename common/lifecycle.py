@@ -286,10 +286,15 @@ def _end_async(loop: Any, code: int) -> None:
 
     asyncio's close would restore SIG_DFL; after this, asyncio.run's executor
     join or a task that swallows its cancellation cannot hold the process.
+    ``remove_signal_handler`` itself sets SIG_DFL, so the stop signals stay
+    blocked until :func:`exit_within` has set SIG_IGN: a second SIGTERM (PID 1
+    re-sends one) in between is discarded, never the process's end.
     """
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     for signum in STOP_SIGNALS:
         loop.remove_signal_handler(signum)
     exit_within(EXIT_WITHIN_SECONDS, code)
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 @contextlib.asynccontextmanager

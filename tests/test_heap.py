@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 FRAGMENT_AND_TRIM = """
 from common import heap
 def rss_kb():
@@ -28,3 +30,20 @@ def test_trim_releases_scattered_free_memory_and_keeps_live_data() -> None:
     released_kb, intact, top = map(int, result.stdout.split())
     assert (intact, top) == (2_000, 1000)
     assert released_kb > 16_000  # most of the 32 MB freed
+
+
+def test_trim_does_nothing_where_the_c_library_has_no_malloc_trim(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """musl, macOS: no malloc_trim (AttributeError) or no C library to load: no error."""
+    import ctypes
+
+    from common import heap
+
+    for error in (AttributeError("malloc_trim"), OSError("no libc")):
+
+        def cdll(name: object, error: Exception = error) -> object:
+            raise error
+
+        monkeypatch.setattr(ctypes, "CDLL", cdll)
+        heap.trim()

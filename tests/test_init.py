@@ -31,9 +31,10 @@ def template_copy(target: Path) -> Path:
 
 def make_init(repo: Path, *options: str) -> subprocess.CompletedProcess[str]:
     """``make init`` in ``repo`` with ``options`` (``KEY=value``), as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}  # not our make's
     return subprocess.run(
         ["make", "--no-print-directory", "init", *options],
-        cwd=repo, capture_output=True, text=True, timeout=60, check=False,
+        cwd=repo, env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
 
@@ -65,6 +66,7 @@ def test_a_renamed_copy_has_its_names_logs_them_and_passes_its_checks(tmp_path: 
     assert not (repo / "tests" / "test_init.py").exists()
     assert "make init" not in (repo / "Makefile").read_text()
     assert "make init" not in (repo / ".ci" / "run").read_text()
+    assert "make init" not in (repo / "README.md").read_text()
     pyproject = (repo / "pyproject.toml").read_text()
     assert f'name = "{NAME}"' in pyproject
     assert 'description = "Prices from the feed"' in pyproject

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests import conftest
 from tests.conftest import ROOT, base_env, free_port, http_get, run_module, write_worker
 
 pytestmark = pytest.mark.stack  # make test-quick leaves these out
@@ -286,3 +287,12 @@ def test_exporter_serves_on_ipv6_loopback(tmp_path: Path) -> None:
     finally:
         program.close()
     assert (status, json.loads(body), code) == (200, {"status": "ok"}, 0)
+
+
+@pytest.mark.parametrize("program", conftest.WORKERS)  # supervisord.conf's: shipped, or yours
+def test_each_worker_starts_from_its_main_and_stops_with_exit_0(
+    tmp_path: Path, program: str
+) -> None:
+    """``python -m services.<name>``, as supervisord runs it: started, a stop ends it with 0."""
+    env = program_env(tmp_path, loop_sleep_seconds="0.2")
+    assert Program(["-m", f"services.{program}"], env).stop_after("startup_success") == 0

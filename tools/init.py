@@ -16,8 +16,8 @@ What the template's checklist asked you to change by hand, in one step:
 Every edit is checked before any file is written: a template that no longer has
 what an edit expects (a copy already initialised, a file you changed) is named,
 and nothing changes. Once done, the copy no longer carries this bootstrap: this
-script, its test and the blocks marked ``make init`` in the Makefile and in
-``.ci/run`` are removed. Exit 0 done, 2 bad input or nothing to do. Standard
+script, its test and the blocks marked ``make init`` in the Makefile, ``.ci/run``
+and the README are removed. Exit 0 done, 2 bad input or nothing to do. Standard
 library only: it runs before anything is installed. ``make init`` passes its
 variables as ``INIT_NAME``... in the environment; ``--name``... work too.
 """
@@ -42,8 +42,8 @@ NAME_MAX = 40
 KEYS = ("name", "description", "author", "port")
 LOCKS = ("requirements.lock", "requirements-dev.lock")
 BOOTSTRAP = ("tools/init.py", "tests/test_init.py")  # removed once the copy is initialised
-BLOCKS = ("Makefile", ".ci/run")  # each holds one block between these two lines
-BLOCK_START, BLOCK_END = "# --- make init", "# --- end of make init ---\n"
+BLOCKS = ("Makefile", ".ci/run", "README.md")  # each holds one block between these markers
+BLOCK_START, BLOCK_END = "--- make init", "--- end of make init ---"
 
 # (file, what the template has, what it becomes): each must be found exactly once.
 Edit = tuple[str, str, Callable[[argparse.Namespace], str]]
@@ -117,12 +117,16 @@ def replace_once(text: str, old: str, new: str, where: str) -> str:
 
 
 def without_block(text: str, where: str) -> str:
-    """``text`` less its one ``make init`` block (from its start line to its end line)."""
-    start = text.find(BLOCK_START)
-    end = text.find(BLOCK_END, start)
-    if start < 0 or end < 0 or text.count(BLOCK_START) != 1:
-        raise InitError(f"{where}: no single '{BLOCK_START} ... {BLOCK_END.strip()}' block")
-    return text[:start] + text[end + len(BLOCK_END) :].removeprefix("\n")
+    """``text`` less its one ``make init`` block: the lines from its start to its end marker."""
+    lines = text.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if BLOCK_START in line]
+    ends = [i for i, line in enumerate(lines) if BLOCK_END in line]
+    if len(starts) != 1 or len(ends) != 1 or ends[0] < starts[0]:
+        raise InitError(f"{where}: no single '{BLOCK_START} ... {BLOCK_END}' block")
+    after = ends[0] + 1
+    if after < len(lines) and not lines[after].strip() and starts[0] > 0:
+        after += 1  # the blank line that followed the block
+    return "".join(lines[: starts[0]] + lines[after:])
 
 
 def plan(root: Path, args: argparse.Namespace) -> dict[Path, str]:
