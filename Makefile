@@ -62,9 +62,11 @@ export COVERAGE_FILE := $(CURDIR)/$(VENV)/.coverage
 test: $(STAMP)
 	@$(COMPILE)
 	@rm -f $(COVERAGE_FILE) $(COVERAGE_FILE).*
-	$(BIN)/coverage run -m pytest -n $(JOBS) $(ARGS)
-	@$(BIN)/coverage combine --quiet
-	$(BIN)/coverage report $(if $(ARGS),--fail-under=0)
+	@echo "coverage run -m pytest -n $(JOBS) $(ARGS)"; status=0; \
+	$(BIN)/coverage run -m pytest -n $(JOBS) $(ARGS) || status=$$?; \
+	$(BIN)/coverage combine --quiet && \
+	$(BIN)/coverage report $(if $(ARGS),--fail-under=0) || [ $$status -ne 0 ] || status=2; \
+	exit $$status  # the report comes even when a test failed; then pytest's code
 
 ## test-quick: only the tests that start no stack or container (seconds; no coverage)
 test-quick: $(STAMP)

@@ -66,7 +66,7 @@ def test_a_renamed_copy_has_its_names_logs_them_and_passes_its_checks(tmp_path: 
     assert not (repo / "tests" / "test_init.py").exists()
     assert "make init" not in (repo / "Makefile").read_text()
     assert "make init" not in (repo / ".ci" / "run").read_text()
-    assert "make init" not in (repo / "README.md").read_text()
+    assert "## Start your own project from it" not in (repo / "README.md").read_text()
     pyproject = (repo / "pyproject.toml").read_text()
     assert f'name = "{NAME}"' in pyproject
     assert 'description = "Prices from the feed"' in pyproject

@@ -90,7 +90,16 @@ def test_flood_from_every_program_arrives_whole_and_complete(
         finished = {r["program"] for r in parse_done(stack.lines)}
         return finished == programs
 
-    stack.wait_until(done, 120, "every program's flood_done line")
+    try:
+        stack.wait_until(done, 120, "every program's flood_done line")
+    except BaseException:  # say who is missing, and what supervisord saw
+        finished = {r["program"] for r in parse_done(stack.lines)}
+        started = Counter(
+            json.loads(line)["program"] for line in list(stack.lines) if '"part": 1,' in line
+        )
+        log = (stack.runtime_dir / "supervisord.log").read_text()[-3000:]
+        stack.kill()
+        pytest.fail(f"done: {finished}; big records begun: {dict(started)}; supervisord: {log}")
     stack.kill()
     records = parse(stack.lines)
     floods = Counter(r["program"] for r in records if r["logger"] == "flood" and "seq" in r)
