@@ -35,10 +35,11 @@ COMPILE = $(BIN)/python -m compileall -q -j 0 --invalidation-mode checked-hash $
 
 # --- make init (tools/init.py removes this block, itself and its test once it ran) ---
 ## init: make a fresh copy your own project (tools/init.py), e.g.
-##       make init NAME=price-feed DESCRIPTION="Prices from the feed" AUTHOR="Ada" PORT=9100
-# Passed through the environment (no shell quoting), and only from make's command line:
-# a PORT or NAME your shell happens to export is not an answer.
-given = $(if $(filter command line,$(origin $(1))),$($(1)))
+##       make init NAME=price-feed DESCRIPTION="Prices from the feed" AUTHOR="Ada" PORT=8100
+# Passed through the environment (no shell quoting), unexpanded (a $ reaches init.py,
+# which refuses it), and only from make's command line: a PORT or NAME your shell
+# happens to export is not an answer.
+given = $(if $(filter command line,$(origin $(1))),$(value $(1)))
 init: export INIT_NAME = $(call given,NAME)
 init: export INIT_DESCRIPTION = $(call given,DESCRIPTION)
 init: export INIT_AUTHOR = $(call given,AUTHOR)

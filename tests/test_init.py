@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Stack, repository_copy
+from tests.conftest import BIN, ROOT, Stack, repository_copy
 
 pytestmark = pytest.mark.stack  # make test-quick leaves these out
 
@@ -62,6 +62,12 @@ def test_a_renamed_copy_has_its_names_logs_them_and_passes_its_checks(tmp_path: 
     assert "files changed" in done.stdout
     assert grep(repo, "supervised-service", "supervised_service") == []
     assert [p for p in grep(repo, "8000") if not p.endswith(".lock")] == []
+    for fixer in ("end-of-file-fixer", "trailing-whitespace-fixer"):  # as make lint's hooks
+        files = [str(p) for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts]
+        hook = subprocess.run(
+            [str(BIN / fixer), *files], capture_output=True, text=True, check=False
+        )
+        assert hook.returncode == 0, hook.stdout
     assert not (repo / "tools" / "init.py").exists()  # the bootstrap is gone with its test
     assert not (repo / "tests" / "test_init.py").exists()
     assert "make init" not in (repo / "Makefile").read_text()
@@ -102,10 +108,19 @@ def test_a_renamed_copy_has_its_names_logs_them_and_passes_its_checks(tmp_path: 
         ([], "NAME='': expected lowercase letters"),
         (["NAME=Price_Feed"], "NAME='Price_Feed': expected lowercase letters"),
         (["NAME=" + "a" * 41], "at most 40 characters"),
-        (["NAME=supervised-service"], "is the template's own name"),
+        (["NAME=supervised-service"], "holds the template's own name"),
+        (["NAME=my-supervised-service-demo"], "holds the template's own name"),
+        (["NAME=app"], "not app or app-..."),
+        (["NAME=app-feed"], "not app or app-..."),
         (["NAME=ok", "PORT=80"], "PORT='80': expected a port in 1024..65535"),
         (["NAME=ok", "PORT=http"], "PORT='http'"),
+        (["NAME=ok", "PORT=09100"], "PORT='09100'"),  # Python and YAML would misread it
+        (["NAME=ok", "PORT=\uff19\uff11\uff10\uff10"], "expected a port"),  # full-width digits
+        (["NAME=ok", "PORT=8000"], "other than 8000"),
+        (["NAME=ok", "PORT=9090"], "docker-compose.yml publishes them"),  # Prometheus'
         (["NAME=ok", 'AUTHOR=A "quoted" one'], "AUTHOR="),
+        (["NAME=ok", "DESCRIPTION=costs $5 and $(HOME)"], "DESCRIPTION="),  # not make's to expand
+        (["NAME=ok", "AUTHOR=Ada\x7f"], "printable"),
     ],
 )
 def test_bad_input_is_named_and_changes_nothing(
@@ -124,7 +139,7 @@ def test_bad_input_is_named_and_changes_nothing(
 
 
 def test_a_second_run_or_a_changed_template_is_refused_whole(tmp_path: Path) -> None:
-    """Initialised already, no git, or an edit's target gone: named, no file half-changed."""
+    """Initialised already, no git, uncommitted changes, an edit's anchor gone: nothing changes."""
     repo = template_copy(tmp_path / "template-copy")
     assert make_init(repo, "NAME=price-feed").returncode == 0
     before = snapshot(repo)
@@ -143,6 +158,16 @@ def test_a_second_run_or_a_changed_template_is_refused_whole(tmp_path: Path) -> 
     refused = make_init(plain, "NAME=price-feed")
     assert refused.returncode == 2
     assert "is not a git checkout" in refused.stderr
+
+    cloned = template_copy(tmp_path / "clone")  # committed, then changed: not init's to mix
+    subprocess.run(["git", "add", "-A"], cwd=cloned, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "t"],
+                   cwd=cloned, check=True)  # fmt: skip
+    (cloned / "NOTES.md").write_text("Load test: 8000 requests per second.\n")
+    dirty = make_init(cloned, "NAME=price-feed", "PORT=9123")
+    assert dirty.returncode == 2
+    assert "uncommitted changes" in dirty.stderr
+    assert (cloned / "NOTES.md").read_text() == "Load test: 8000 requests per second.\n"
 
     fresh = template_copy(tmp_path / "template-copy-2")
     config = fresh / "common" / "config.py"

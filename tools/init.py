@@ -7,36 +7,45 @@ What the template's checklist asked you to change by hand, in one step:
   README's commands) and the default ``service_name``, the ``service`` key of
   every log line. Lowercase letters, digits and single hyphens, at most 40
   characters: Kubernetes names a Deployment ``NAME-<worker>`` (63 at most).
+  Not ``app`` nor ``app-...``: a Kubernetes service link would then inject
+  ``APP_*`` variables, which are settings here.
 - ``DESCRIPTION``: pyproject.toml's description and the image's description label.
 - ``AUTHOR``: pyproject.toml's authors and the LICENSE's copyright holder
-  (the license stays MIT; replace LICENSE itself for another one).
+  (the license stays MIT; replace LICENSE itself for another one). Both are
+  plain printable text: no quotes, backslashes or ``$``.
 - ``PORT``: the metrics port (8000) everywhere it is written: the default,
   the Dockerfile, Compose, Kubernetes, Prometheus' configuration, the tests.
+  1024..65535, not a port Compose already publishes (Prometheus, Grafana).
 
-Every edit is checked before any file is written: a template that no longer has
-what an edit expects (a copy already initialised, a file you changed) is named,
-and nothing changes. Once done, the copy no longer carries this bootstrap: this
-script, its test and the blocks marked ``make init`` in the Makefile, ``.ci/run``
-and the README are removed. Exit 0 done, 2 bad input or nothing to do. Standard
-library only: it runs before anything is installed. ``make init`` passes its
-variables as ``INIT_NAME``... in the environment; ``--name``... work too.
+Every value and every edit is checked before any file is written; the new
+files are staged beside the old ones and then moved into place. A bad value, a
+working tree with uncommitted changes, a copy already initialised or a file
+whose anchor an edit needs is named, and nothing changes. Once done, the copy
+no longer carries this bootstrap: this script, its test and the blocks marked
+``make init`` in the Makefile, ``.ci/run`` and the README are removed. Exit 0
+done, 2 bad input or nothing to do. Standard library only (Python 3.9+): it runs
+before anything is installed. ``make init`` passes its variables as
+``INIT_NAME``... in the environment; ``--name``... work too.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
+import contextlib
 import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "supervised-service-template"  # the distribution, the image, the license holder
 SERVICE = "supervised-service"  # Kubernetes objects, Compose project, dashboard, alerts
+NAMES = re.compile(r"supervised-service(-template)?")  # both, in one pass
 PORT = "8000"
+PORT_PATTERN = re.compile(r"[1-9][0-9]{3,4}")  # ASCII digits, no leading zero
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 NAME_MAX = 40
 KEYS = ("name", "description", "author", "port")
@@ -57,6 +66,12 @@ SERVICE_NAME_EDITS: list[Edit] = [
     ("tests/test_worker.py", '"settings: service_name=app, "',
      lambda a: f'"settings: service_name={a.name}, "'),
     ("Makefile", ".PHONY: init ", lambda a: ".PHONY: "),  # the target goes with its block
+    # The service name of the lines written before the settings are loaded:
+    ("common/logs.py", '    service: str = "app",', lambda a: f'    service: str = "{a.name}",'),
+    ("entrypoint/supervisord.py", 'identity.get("service", "app")',
+     lambda a: f'identity.get("service", "{a.name}")'),
+    ("deploy/grafana/dashboards/app.json", '"title": "Supervised service",',
+     lambda a: f'"title": "{a.name}",'),
 ]  # fmt: skip
 
 
@@ -73,6 +88,18 @@ def tracked_text_files(root: Path) -> list[Path]:
     if run.returncode != 0:  # .gitignore says what is yours to edit: git must read it
         raise InitError(f"{root} is not a git checkout (git init, then make init again)")
     listed = run.stdout.split(b"\0")
+    if b"pyproject.toml" not in listed and (root / "pyproject.toml").exists():
+        raise InitError(
+            f"git does not list {root}/pyproject.toml: is this directory ignored by the "
+            ".gitignore of a repository around it? (git init here, then make init again)"
+        )
+    head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=root,
+                          capture_output=True, check=False)  # fmt: skip
+    if head.returncode == 0:  # a clone: every change must be yours to review in git diff
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=root,
+                                capture_output=True, text=True, check=True)  # fmt: skip
+        if status.stdout.strip():
+            raise InitError("the working tree has uncommitted changes: commit or stash them")
     files = []
     for name in filter(None, listed):
         path = root / name.decode()
@@ -92,19 +119,39 @@ def check(args: argparse.Namespace) -> None:
             f"NAME={args.name!r}: expected lowercase letters, digits and single hyphens, "
             f"starting with a letter, at most {NAME_MAX} characters (e.g. price-feed)"
         )
-    if args.name in (PROJECT, SERVICE):
-        raise InitError(f"NAME={args.name!r} is the template's own name: choose yours")
+    if NAMES.search(args.name):
+        raise InitError(f"NAME={args.name!r} holds the template's own name: choose yours")
+    if args.name == "app" or args.name.startswith("app-"):
+        raise InitError(
+            f"NAME={args.name!r}: not app or app-...: a Kubernetes service link would "
+            "inject APP_* variables, which are read as settings"
+        )
     for key in ("description", "author"):
         value = getattr(args, key)
-        if value is not None and (not value.strip() or re.search(r'["\\\n]', value)):
-            raise InitError(f"{key.upper()}={value!r}: expected text without quotes or backslashes")
-    if args.port is not None and not (
-        args.port.isdigit() and 1024 <= int(args.port) <= 65535 and args.port != "8000"
-    ):
-        raise InitError(
-            f"PORT={args.port!r}: expected a port in 1024..65535 other than 8000 "
-            "(the image runs as a non-root user: no port below 1024)"
-        )
+        if value is not None and (
+            not value.strip() or not value.isprintable() or re.search(r'["\\$]', value)
+        ):
+            raise InitError(
+                f"{key.upper()}={value!r}: expected printable text without quotes, backslashes or $"
+            )
+    if args.port is not None:
+        taken = set(re.findall(r'"127\.0\.0\.1:(\d+):', compose_text(args.root))) - {PORT}
+        if not PORT_PATTERN.fullmatch(args.port) or not 1024 <= int(args.port) <= 65535:
+            raise InitError(
+                f"PORT={args.port!r}: expected a port in 1024..65535 (the image runs as a "
+                "non-root user: no port below 1024)"
+            )
+        if args.port == PORT or args.port in taken:
+            raise InitError(
+                f"PORT={args.port!r}: expected a port other than {PORT} (the template's) and "
+                f"{', '.join(sorted(taken))} (docker-compose.yml publishes them)"
+            )
+
+
+def compose_text(root: Path) -> str:
+    """docker-compose.yml's text ("" if there is none)."""
+    path = root / "docker-compose.yml"
+    return path.read_text(encoding="utf-8") if path.exists() else ""
 
 
 def replace_once(text: str, old: str, new: str, where: str) -> str:
@@ -123,10 +170,12 @@ def without_block(text: str, where: str) -> str:
     ends = [i for i, line in enumerate(lines) if BLOCK_END in line]
     if len(starts) != 1 or len(ends) != 1 or ends[0] < starts[0]:
         raise InitError(f"{where}: no single '{BLOCK_START} ... {BLOCK_END}' block")
-    after = ends[0] + 1
-    if after < len(lines) and not lines[after].strip() and starts[0] > 0:
+    start, after = starts[0], ends[0] + 1
+    if after < len(lines) and not lines[after].strip() and start > 0:
         after += 1  # the blank line that followed the block
-    return "".join(lines[: starts[0]] + lines[after:])
+    elif after == len(lines) and start > 0 and not lines[start - 1].strip():
+        start -= 1  # the block ended the file: so does the line before it now
+    return "".join(lines[:start] + lines[after:])
 
 
 def plan(root: Path, args: argparse.Namespace) -> dict[Path, str]:
@@ -143,11 +192,11 @@ def plan(root: Path, args: argparse.Namespace) -> dict[Path, str]:
         new[path] = replace_once(new[path], old, make(args), file)
     for file in BLOCKS:
         new[root / file] = without_block(new[root / file], file)
-    for path, text in new.items():  # the project's names: longest first
-        renamed = text.replace(PROJECT, args.name).replace(SERVICE, args.name)
+    for path, text in new.items():  # the port first: a NAME may hold digits
+        renamed = text
         if args.port is not None and path.name not in LOCKS:
             renamed = re.sub(rf"\b{PORT}\b", args.port, renamed)
-        new[path] = renamed
+        new[path] = NAMES.sub(args.name, renamed)
     if args.description is not None:
         new[pyproject] = re.sub(
             r'^description = ".*"$', f'description = "{args.description}"', new[pyproject],
@@ -164,12 +213,36 @@ def plan(root: Path, args: argparse.Namespace) -> dict[Path, str]:
             f'readme = "README.md"\nauthors = [{{ name = "{args.author}" }}]\n', "pyproject.toml",
         )  # fmt: skip
         license_file = root / "LICENSE"
-        year = datetime.datetime.now(tz=datetime.UTC).year
+        year = time.gmtime().tm_year
         new[license_file] = re.sub(
             r"^Copyright \(c\) .*$", f"Copyright (c) {year} {args.author}",
             new[license_file], count=1, flags=re.MULTILINE,
         )  # fmt: skip
     return {path: text for path, text in new.items() if text != texts[path]}
+
+
+def write_all(changes: dict[Path, str]) -> None:
+    """Stage every new text beside its file, then move each into place.
+
+    An error while staging (a full disk, a read-only file) removes what was staged
+    and raises :class:`OSError`: no file has changed then.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, text in changes.items():
+            temp = path.with_name(f".{path.name}.init")
+            temp.write_text(text, encoding="utf-8")
+            temp.chmod(path.stat().st_mode)
+            staged.append((temp, path))
+            if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+                raise PermissionError(13, "Permission denied", str(path))
+    except OSError:
+        for temp, _ in staged:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+        raise
+    for temp, path in staged:
+        os.replace(temp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,8 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     except InitError as exc:
         print(f"make init: {exc}; nothing changed", file=sys.stderr)
         return 2
-    for path, text in changes.items():
-        path.write_text(text, encoding="utf-8")
+    try:
+        write_all(changes)
+    except OSError as exc:
+        print(f"make init: cannot write {exc.filename}: {exc.strerror}; nothing changed",
+              file=sys.stderr)  # fmt: skip
+        return 2
     for file in BOOTSTRAP:
         (args.root / file).unlink(missing_ok=True)
     print(f"make init: {args.name}: {len(changes)} files changed")
