@@ -32,7 +32,10 @@ import pytest
 
 from tests.conftest import ROOT, free_port, repository_copy
 
-pytestmark = pytest.mark.stack  # make test-quick leaves these out
+pytestmark = [
+    pytest.mark.stack,  # make test-quick leaves these out
+    pytest.mark.xdist_group("image"),  # one worker: the images and containers are shared state
+]
 
 SMOKE = ROOT / "tools" / "smoke-test.sh"
 BASE_SCRIPT = ROOT / "tools" / "base-image.sh"
