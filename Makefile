@@ -54,7 +54,6 @@ run: $(STAMP)
 	@$(LOAD_ENV) exec $(BIN)/app-entrypoint
 
 # pytest-xdist workers: the stack tests mostly wait on processes, so more than the cores.
-# loadgroup: a module marked xdist_group (the image tests) runs on one worker.
 JOBS ?= 4
 # coverage.py's data, per virtual environment; every process a test starts adds a file.
 export COVERAGE_FILE := $(CURDIR)/$(VENV)/.coverage
@@ -64,15 +63,15 @@ export COVERAGE_FILE := $(CURDIR)/$(VENV)/.coverage
 test: $(STAMP)
 	@$(COMPILE)
 	@rm -f $(COVERAGE_FILE) $(COVERAGE_FILE).*
-	@echo "coverage run -m pytest -n $(JOBS) --dist loadgroup $(ARGS)"; status=0; \
-	$(BIN)/coverage run -m pytest -n $(JOBS) --dist loadgroup $(ARGS) || status=$$?; \
+	@echo "coverage run -m pytest -n $(JOBS) $(ARGS)"; status=0; \
+	$(BIN)/coverage run -m pytest -n $(JOBS) $(ARGS) || status=$$?; \
 	$(BIN)/coverage combine --quiet && \
 	$(BIN)/coverage report $(if $(ARGS),--fail-under=0) || [ $$status -ne 0 ] || status=2; \
 	exit $$status  # the report comes even when a test failed; then pytest's code
 
 ## test-quick: only the tests that start no stack or container (seconds; no coverage)
 test-quick: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup -m "not stack" $(ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) -m "not stack" $(ARGS)
 
 ## lint: every linter and checker, as CI runs them
 lint: lint-python lint-docker lint-ci

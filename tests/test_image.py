@@ -17,6 +17,7 @@ stages included, is removed at the end (they carry LABEL).
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import json
@@ -24,6 +25,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,15 +34,14 @@ import pytest
 
 from tests.conftest import ROOT, free_port, repository_copy
 
-pytestmark = [
-    pytest.mark.stack,  # make test-quick leaves these out
-    pytest.mark.xdist_group("image"),  # one worker: the images and containers are shared state
-]
+pytestmark = pytest.mark.stack  # make test-quick leaves these out
 
 SMOKE = ROOT / "tools" / "smoke-test.sh"
 BASE_SCRIPT = ROOT / "tools" / "base-image.sh"
 # Every image this module builds carries it (build stages too), and is removed at the end.
-LABEL = "io.github.supervised-service-template.test=1"
+# Its value is this process's pid: pytest-xdist may run this module's tests in several
+# workers, and one worker's clean-up must not remove what another is building or running.
+LABEL = f"io.github.supervised-service-template.test={os.getpid()}"
 # The engine's default rlimits (containers.conf: nofile 1048576) are above this
 # sandbox's hard limits and runc refuses them ("error setting rlimit type 7").
 RUN_OPTIONS = "--ulimit nofile=4096:4096 --ulimit nproc=4096:4096"
@@ -109,11 +110,14 @@ def base_image() -> str:
     engine_command()
     key = hashlib.sha256(BASE_SCRIPT.read_bytes()).hexdigest()[:12]
     name = f"localhost/supervised-service-base:{key}"
-    result = subprocess.run(
-        [str(BASE_SCRIPT), name],
-        env={**os.environ, "CONTAINER_ENGINE": " ".join(engine_command())},
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
+    lock = Path(tempfile.gettempdir()) / f"supervised-service-base-{key}.lock"
+    with lock.open("w") as held:  # one build at a time: the other workers then find it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = subprocess.run(
+            [str(BASE_SCRIPT), name],
+            env={**os.environ, "CONTAINER_ENGINE": " ".join(engine_command())},
+            capture_output=True, text=True, timeout=900, check=False,
+        )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     return name
 
