@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,8 @@ def test_a_renamed_copy_has_its_names_logs_them_and_passes_its_checks(tmp_path: 
         )
         assert hook.returncode == 0, hook.stdout
     assert not (repo / "tools" / "init.py").exists()  # the bootstrap is gone with its test
+    mypy_files = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["mypy"]["files"]
+    assert all(list((repo / f).rglob("*.py")) for f in mypy_files), mypy_files  # mypy: no empty
     assert not (repo / "tests" / "test_init.py").exists()
     assert "make init" not in (repo / "Makefile").read_text()
     assert "make init" not in (repo / ".ci" / "run").read_text()

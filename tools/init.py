@@ -66,6 +66,7 @@ SERVICE_NAME_EDITS: list[Edit] = [
     ("tests/test_worker.py", '"settings: service_name=app, "',
      lambda a: f'"settings: service_name={a.name}, "'),
     ("Makefile", ".PHONY: init ", lambda a: ".PHONY: "),  # the target goes with its block
+    ('pyproject.toml', '"tests", "bench", "tools"]', lambda a: '"tests", "bench"]'),  # mypy's files
     # The service name of the lines written before the settings are loaded:
     ("common/logs.py", '    service: str = "app",', lambda a: f'    service: str = "{a.name}",'),
     ("entrypoint/supervisord.py", 'identity.get("service", "app")',
