@@ -66,7 +66,7 @@ def host(value: object) -> str:
 
 
 def integer(value: object, low: int, high: int) -> int:
-    """An integer in ``low..high``; strings like ``"8000"`` are parsed, booleans refused."""
+    """An integer in ``low..high``; strings like ``"42"`` are parsed, booleans refused."""
     expected = f"an integer in {low}..{high}"
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f"expected {expected}")

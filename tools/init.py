@@ -87,7 +87,10 @@ def tracked_text_files(root: Path) -> list[Path]:
         cwd=root, capture_output=True, check=False,
     )  # fmt: skip
     if run.returncode != 0:  # .gitignore says what is yours to edit: git must read it
-        raise InitError(f"{root} is not a git checkout (git init, then make init again)")
+        raise InitError(
+            f"{root} is not a git checkout: git init && git add -A && git commit -m template,"
+            " then make init again"
+        )
     listed = run.stdout.split(b"\0")
     if b"pyproject.toml" not in listed and (root / "pyproject.toml").exists():
         raise InitError(
