@@ -95,14 +95,19 @@ def test_pid_1_reaps_orphaned_grandchildren(pid1: tuple[Stack, int]) -> None:
     nsenter = shutil.which("nsenter")
     if nsenter is None:
         pytest.skip("nsenter not found (Debian package util-linux)")
-    # sh exits at once; its child sleep is orphaned, adopted by PID 1, exits 0.5 s later.
+    # sh exits at once; its child sleep is orphaned, adopted by PID 1, exits 1 s later.
     subprocess.run(
-        [nsenter, "--target", str(init), "--pid", "--", "sh", "-c", "sleep 0.5 & exit 0"],
+        [nsenter, "--target", str(init), "--pid", "--", "sh", "-c", "sleep 1 & exit 0"],
         check=True,
         timeout=10,
     )
-    [orphan] = [pid for pid in children_by_parent()[init] if comm(pid) == "sleep"]
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 3  # until adopted and exec'd (its comm is "sh" before)
+    orphans: list[int] = []
+    while not orphans and time.monotonic() < deadline:
+        orphans = [pid for pid in children_by_parent().get(init, []) if comm(pid) == "sleep"]
+        time.sleep(0.01)
+    [orphan] = orphans
+    deadline = time.monotonic() + 4
     while Path(f"/proc/{orphan}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not Path(f"/proc/{orphan}").exists(), f"pid {orphan} is {comm(orphan)!r}, not reaped"
