@@ -391,18 +391,23 @@ def write_worker(root: Path, name: str, worker: str, settings: str | None = None
     return {"PYTHONPATH": str(root)}
 
 
-def repository_copy(target: Path) -> Path:
-    """The repository's files as they are now (tracked or new, not ignored), copied to ``target``.
-
-    Your own uncommitted worker comes along, so its block in supervisord.conf finds its folder.
-    """
+def repository_files() -> list[str]:
+    """The repository's files as they are now (tracked or new, not ignored), relative paths."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT, capture_output=True, check=True,
     ).stdout.split(b"\0")  # fmt: skip
-    for name in filter(None, listed):
-        source = ROOT / name.decode()
+    return [name.decode() for name in listed if name]
+
+
+def repository_copy(target: Path) -> Path:
+    """The repository's files as they are now (:func:`repository_files`), copied to ``target``.
+
+    Your own uncommitted worker comes along, so its block in supervisord.conf finds its folder.
+    """
+    for name in repository_files():
+        source = ROOT / name
         if source.is_file():
-            (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name.decode())
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
     return target

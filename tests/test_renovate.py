@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BIN, ROOT
+from tests.conftest import BIN, ROOT, repository_files
 
 CONFIG = ROOT / ".github" / "renovate.json"
 LOCKS = ("requirements.lock", "requirements-dev.lock")
@@ -113,18 +113,6 @@ def test_check_jsonschema_as_make_lint_runs_it_rejects_a_bad_value(tmp_path: Pat
     assert "minimumReleaseAge" in run.stdout
 
 
-def tracked_files() -> list[str]:
-    """The repository's files, as Renovate sees them: tracked or not ignored, relative paths."""
-    run = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return run.stdout.splitlines()
-
-
 def header_command(lock: str) -> list[str]:
     """The command in a lock's header (``uv pip compile ...``), as arguments."""
     lines = (ROOT / lock).read_text().splitlines()
@@ -175,7 +163,9 @@ def test_patterns_in_the_config_match_the_files_they_manage() -> None:
     for manager in config["customManagers"]:
         [files] = manager["managerFilePatterns"]
         [match] = manager["matchStrings"]
-        targets = [ROOT / p for p in tracked_files() if pattern(files).search(p)]
+        targets = [
+            ROOT / p for p in repository_files() if pattern(files).search(p)
+        ]  # as Renovate sees them
         assert targets, f"{files} matches no file"
         for target in targets:
             found = re.search(match.replace("(?<", "(?P<"), target.read_text())
