@@ -80,8 +80,8 @@ class InitError(Exception):
     """A bad value or a template that does not have what an edit expects."""
 
 
-def tracked_text_files(root: Path) -> list[Path]:
-    """The repository's files (tracked, or new and not ignored) that are UTF-8 text."""
+def tracked_text_files(root: Path) -> dict[Path, str]:
+    """Each UTF-8 text file of the repository (tracked, or new and not ignored): its text."""
     run = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=root, capture_output=True, check=False,
@@ -104,16 +104,15 @@ def tracked_text_files(root: Path) -> list[Path]:
                                 capture_output=True, text=True, check=True)  # fmt: skip
         if status.stdout.strip():
             raise InitError("the working tree has uncommitted changes: commit or stash them")
-    files = []
+    texts = {}
     for name in filter(None, listed):
         path = root / name.decode()
         if path.is_file() and name.decode() not in BOOTSTRAP:
             try:
-                path.read_text(encoding="utf-8")
+                texts[path] = path.read_text(encoding="utf-8")
             except UnicodeDecodeError:
                 continue
-            files.append(path)
-    return files
+    return texts
 
 
 def check(args: argparse.Namespace) -> None:
@@ -184,7 +183,7 @@ def without_block(text: str, where: str) -> str:
 
 def plan(root: Path, args: argparse.Namespace) -> dict[Path, str]:
     """The new text of every file that changes; nothing is written here."""
-    texts = {path: path.read_text(encoding="utf-8") for path in tracked_text_files(root)}
+    texts = tracked_text_files(root)
     new = dict(texts)
     pyproject = root / "pyproject.toml"
     if f'name = "{PROJECT}"' not in texts.get(pyproject, ""):
