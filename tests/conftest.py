@@ -8,6 +8,7 @@ test fails.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import itertools
 import json
 import os
@@ -305,7 +306,8 @@ class Stack:
         stop_process(self.proc, 5.0)
         for pid in self._known:
             if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):  # it may end in between
+                    os.kill(pid, signal.SIGKILL)
         self._reader.join(5)
         if self.proc.stdout is not None:
             self.proc.stdout.close()

@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -382,7 +383,12 @@ def test_damaged_metric_file_is_quarantined_and_counted(
     quarantined = stack.runtime_dir / "prometheus" / "quarantine" / "counter_4000000.db"
     assert quarantined.exists()
     assert scrape(stack)["app_metric_files_quarantined_total"] == {(): 1.0}
-    [warning] = [r for r in stack.records() if r.get("event") == "metric_file_quarantined"]
+
+    def warnings() -> list[dict[str, Any]]:
+        return [r for r in stack.records() if r.get("event") == "metric_file_quarantined"]
+
+    stack.wait_until(lambda: bool(warnings()), 10, "the quarantine line")  # it travels a pipe
+    [warning] = warnings()
     assert warning["file"] == str(quarantined)
 
 
