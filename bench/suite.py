@@ -19,7 +19,11 @@ Figures (ours / compared with):
 - one loop iteration's bookkeeping (timing + metrics, multiprocess mode) /
   the same with metrics off (the difference is what metrics add);
 - one ``/metrics`` scrape, steady state (six live processes' files) / a plain
-  ``MultiProcessCollector`` on the same directory.
+  ``MultiProcessCollector`` on the same directory;
+- the ``process_*`` families the exporter adds to each scrape, for seven live
+  Python processes (supervisord and six programs), PSS kept as between two
+  refreshes / that plain scrape; and the PSS refresh of all seven, which
+  happens once a minute (``resources.PSS_MAX_AGE_SECONDS``).
 """
 
 from __future__ import annotations
@@ -188,6 +192,34 @@ def scrape_steady(runs: int, tmp: Path) -> tuple[list[float], list[float]]:
     return ours_ms, plain_ms
 
 
+def process_metrics(runs: int) -> tuple[list[float], list[float]]:
+    """Milliseconds per scrape of the ``process_*`` families of 7 processes; of their PSS reads."""
+    from services.metrics_exporter.resources import ResourceReader, pss_bytes
+
+    code = "import prometheus_client, time; time.sleep(600)"
+    children = [subprocess.Popen([PY, "-c", code], cwd=ROOT) for _ in range(len(PROCESSES) + 1)]
+    try:
+        time.sleep(1)  # imported
+        pids = {str(n): child.pid for n, child in enumerate(children)}
+        reader = ResourceReader()
+        list(reader.families(pids))  # PSS read, kept from now on
+        scrape_ms, pss_ms = [], []
+        for _ in range(200 * runs):
+            start = time.perf_counter()
+            list(reader.families(pids))
+            scrape_ms.append((time.perf_counter() - start) * 1000)
+        for _ in range(20 * runs):
+            start = time.perf_counter()
+            for pid in pids.values():
+                pss_bytes(pid)
+            pss_ms.append((time.perf_counter() - start) * 1000)
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+    return scrape_ms, pss_ms
+
+
 def main() -> None:
     """Measure everything and print the table."""
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
@@ -209,6 +241,7 @@ def main() -> None:
             off += in_subprocess(BOOKKEEPING, "off", 1, metrics_env)
         (tmp / "scrape").mkdir()
         ours_scrape, plain_scrape = scrape_steady(runs, tmp / "scrape")
+        resources_ms, pss_ms = process_metrics(runs)
     figures = [
         ("SIGTERM to all gone (s) / stock supervisord", stops, stock, "<= 1.2 s",
          lambda o, f: o <= 1.2),
@@ -226,6 +259,10 @@ def main() -> None:
          lambda o, f: o - f <= 10),
         ("scrape, steady (ms) / plain collector", ours_scrape, plain_scrape, "<= 1.1x",
          lambda o, f: o <= 1.1 * f),
+        ("  + process_* of 7 processes (ms) / plain collector", resources_ms, plain_scrape,
+         "<= 0.3x", lambda o, f: o <= 0.3 * f),
+        ("  + their PSS, once a minute (ms) / plain collector", pss_ms, plain_scrape,
+         "<= 5 ms", lambda o, f: o <= 5),
     ]  # fmt: skip
     print(f"{runs} runs; {os.cpu_count()} cores; Python {platform.python_version()}")
     head = f"{'figure / compared with':<52} {'ours med [min-max]':>24} {'floor med':>10}"

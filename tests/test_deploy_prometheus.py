@@ -32,8 +32,16 @@ DASHBOARD = GRAFANA_DIR / "dashboards" / "app.json"
 DASHBOARDS_MOUNT = "/var/lib/grafana/dashboards"
 
 # Every metric name the exporter serves (common/metrics.py, the exporter's
-# app_build_info), plus Prometheus' own up.
+# app_build_info, the process_* it reads from /proc), plus Prometheus' own up.
 HISTOGRAM = "app_iteration_duration_seconds"
+PROCESS_FAMILIES = (
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_pss_bytes",
+    "process_open_fds",
+    "process_threads",
+    "process_start_time_seconds",
+)
 EXPORTED = frozenset(
     {
         "app_iterations_total",
@@ -48,6 +56,7 @@ EXPORTED = frozenset(
         "app_build_info",
         "app_worker_expected",
         "app_watchdog_restarts_total",
+        *PROCESS_FAMILIES,
         "up",
     }
 )
@@ -67,11 +76,16 @@ PER_PROGRAM_VIEWS = {
     "errors per second": re.compile(r"^rate\(app_iteration_errors_total\{"),
     "restarts": re.compile(r"^increase\(app_starts_total\{"),
 }
-# A name starting with app_ that is not part of a longer identifier.
-APP_METRIC = re.compile(r"(?<![A-Za-z0-9_:])app_[A-Za-z0-9_:]*")
+# A name starting with app_ or process_ that is not part of a longer identifier.
+APP_METRIC = re.compile(r"(?<![A-Za-z0-9_:])(?:app|process)_[A-Za-z0-9_:]*")
 QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 # Values for Grafana's variables that make a dashboard query plain PromQL.
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$program": ".+"}
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__range": "1h",
+    "$program": ".+",
+    "$process": ".+",
+}
 
 
 def promtool() -> str:
@@ -267,7 +281,11 @@ def test_dashboard_shows_every_per_program_view() -> None:
         matching = [t for t in targets if pattern.search(compact(t["expr"]))]
         assert matching, f"no per-program panel shows {view}"
     for target in targets:
-        assert 'program=~"$program"' in target["expr"], target["expr"]
+        chosen = 'program=~"$process"' if "process_" in target["expr"] else 'program=~"$program"'
+        assert chosen in target["expr"], target["expr"]
+    for family in PROCESS_FAMILIES:
+        name = family.removesuffix("_total")
+        assert any(name in t["expr"] for t in targets), f"no per-program panel shows {family}"
     exprs = [compact(e) for e in dashboard_exprs()]
     assert 'up{job="app"}' in exprs, "no panel shows the exporter's scrape status"
     assert "app_build_info" in exprs, "no panel shows the build info"
@@ -281,6 +299,7 @@ def test_expressions_use_only_exported_metrics() -> None:
     for expr in alert_exprs() + dashboard_exprs():
         used.update(APP_METRIC.findall(QUOTED.sub('""', expr)))
     assert used, "no app_ metric found: the name pattern is broken"
+    assert "process_pss_bytes" in used, "no process_ metric found: the name pattern is broken"
     assert not used - EXPORTED, f"not exported by the app: {sorted(used - EXPORTED)}"
 
 
@@ -310,6 +329,12 @@ def healthy_series() -> list[dict[str, str]]:
             {"series": f"app_last_iteration_timestamp_seconds{{{labels}}}", "values": "0+15x80"},
             {"series": f"{HISTOGRAM}_sum{{{labels}}}", "values": "0+0.3x80"},
             {"series": f"{HISTOGRAM}_count{{{labels}}}", "values": "0+3x80"},
+            {"series": f"process_cpu_seconds_total{{{labels}}}", "values": "0+1.5x80"},
+        ]
+        series += [
+            {"series": f"{family}{{{labels}}}", "values": "30000000x80"}
+            for family in PROCESS_FAMILIES
+            if family != "process_cpu_seconds_total"
         ]
         for le in (*DURATION_BUCKETS, "+Inf"):
             bucket = f'{HISTOGRAM}_bucket{{{labels}, le="{le}"}}'

@@ -108,6 +108,27 @@ def test_supervisor_state_is_exported(running_stack: Stack) -> None:
         )
 
 
+def test_every_process_has_resource_metrics_from_proc(running_stack: Stack) -> None:
+    """Supervisord and each process: CPU, RSS, PSS, fds, threads and start time."""
+    samples = scrape(running_stack)
+    pids = ("supervisord", *TEST_PROCESSES)
+    for program in pids:
+        key = (("program", program),)
+        if program != "supervisord":  # supervisord's own record of when it started it
+            started = samples["app_process_start_time_seconds"][key]
+            assert abs(samples["process_start_time_seconds"][key] - started) < 2, program
+        rss = samples["process_resident_memory_bytes"][key]
+        assert 5e6 < rss < 200e6, (program, rss)
+        assert 0 < samples["process_pss_bytes"][key] <= rss * 1.05, program
+        assert samples["process_open_fds"][key] >= 3, program
+        assert samples["process_threads"][key] >= 1, program
+        assert samples["process_cpu_seconds_total"][key] > 0, program
+    assert {dict(k)["program"] for k in samples["process_threads"]} == set(pids)
+    starts = samples["process_start_time_seconds"]
+    first_program = min(v for k, v in starts.items() if k != (("program", "supervisord"),))
+    assert first_program - 30 < starts[(("program", "supervisord"),)] <= first_program
+
+
 def test_promtool_accepts_the_exposition(running_stack: Stack, tmp_path: Path) -> None:
     """Promtool check metrics finds no problem in /metrics."""
     promtool = shutil.which("promtool")

@@ -4,9 +4,10 @@ Routes:
 
 - ``GET /metrics``: every process's metrics from the multiprocess directory
   (:class:`DirectoryCollector`), supervisord's view of each process
-  (:class:`SupervisorCollector`) and ``app_build_info``; text or OpenMetrics format
-  and gzip as negotiated by ``prometheus_client.make_wsgi_app``. 404 when
-  ``metrics_enabled`` is false.
+  (:class:`SupervisorCollector`), each process's CPU, memory, file
+  descriptors and threads (:mod:`services.metrics_exporter.resources`) and
+  ``app_build_info``; text or OpenMetrics format and gzip as negotiated by
+  ``prometheus_client.make_wsgi_app``. 404 when ``metrics_enabled`` is false.
 - ``GET /healthz``: 200 while this process serves HTTP.
 - ``GET /readyz``: 200 when every worker that ``workers`` starts is fresh and
   supervisord runs every process (the workers not started aside), else 503;
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +35,7 @@ from common import multiproc
 from common.config import Settings
 from common.supervisor_rpc import RPC_ERRORS, SupervisorClient, describe
 from services.metrics_exporter.readiness import readiness, worker_samples
+from services.metrics_exporter.resources import ResourceReader
 
 log = logging.getLogger("exporter")
 StartResponse = Callable[..., Any]
@@ -98,13 +101,18 @@ class SupervisorCollector:
     ``app_supervisor_up`` is 1 when supervisord answered; then per program
     ``app_process_running`` (1 or 0), ``app_process_state{state}`` (1 for the
     current state) and ``app_process_start_time_seconds``. Exits are counted by
-    the event listener (``app_process_exits_total``).
+    the event listener (``app_process_exits_total``). Then the ``process_*``
+    families (:class:`~services.metrics_exporter.resources.ResourceReader`) of
+    every process that has a pid, and of ``supervisord_pid`` as program
+    ``supervisord``.
     """
 
     TIMEOUT_SECONDS = 1.0
 
-    def __init__(self, supervisor: SupervisorClient) -> None:
+    def __init__(self, supervisor: SupervisorClient, supervisord_pid: int | None = None) -> None:
         self.supervisor = supervisor
+        self.supervisord_pid = supervisord_pid
+        self.resources = ResourceReader()
 
     def collect(self) -> Iterator[Metric]:
         """Ask supervisord; a timeout or error yields ``app_supervisor_up 0`` only."""
@@ -130,12 +138,16 @@ class SupervisorCollector:
             "Unix time supervisord last started the program.",
             labels=["program"],
         )
+        pids = {} if self.supervisord_pid is None else {"supervisord": self.supervisord_pid}
         for info in infos:
             name = str(info["name"])
             running.add_metric([name], 1 if info["statename"] == "RUNNING" else 0)
             state.add_metric([name, str(info["statename"])], 1)
             started.add_metric([name], float(info["start"]))
+            if int(info.get("pid", 0)) > 0:
+                pids[name] = int(info["pid"])
         yield from (up, running, state, started)
+        yield from self.resources.families(pids)
 
 
 def process_infos(supervisor: SupervisorClient) -> list[dict[str, Any]] | str:
@@ -164,7 +176,9 @@ def make_app(
     registry.register(BuildInfoCollector(settings))
     registry.register(WorkersCollector(settings))
     supervisor = SupervisorClient(settings.runtime_dir, SupervisorCollector.TIMEOUT_SECONDS)
-    registry.register(SupervisorCollector(supervisor))
+    # Under supervisord (it sets SUPERVISOR_ENABLED for its children), the parent is supervisord.
+    parent = os.getppid() if os.environ.get("SUPERVISOR_ENABLED") else None
+    registry.register(SupervisorCollector(supervisor, parent))
     not_started = frozenset(settings.programs) - frozenset(settings.workers)
     metrics_app = make_wsgi_app(registry)
 

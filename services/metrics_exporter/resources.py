@@ -1,0 +1,168 @@
+"""Each process's CPU, memory, file descriptors and threads, read from /proc at scrape time.
+
+Multiprocess mode exports no ``process_*`` series (a worker's collectors are not
+written to the multiprocess directory, prometheus/client_python#433), so the
+exporter reads them for every process supervisord runs, and for supervisord
+itself, with the standard names of the Prometheus clients' process collectors
+and a ``program`` label:
+
+============================== ======= =================================================
+``process_cpu_seconds_total``  counter user + system CPU seconds (``utime + stime``)
+``process_resident_memory_bytes`` gauge resident set size (``rss``)
+``process_pss_bytes``          gauge   proportional set size (``smaps_rollup``): shared
+                                       pages divided among their users, so the sum over
+                                       programs is the container's real use; at most
+                                       :data:`PSS_MAX_AGE_SECONDS` old (see below)
+``process_open_fds``           gauge   open file descriptors (entries of ``fd/``)
+``process_threads``            gauge   threads (``num_threads``)
+``process_start_time_seconds`` gauge   Unix time the process started (``starttime``)
+============================== ======= =================================================
+
+The fields are proc(5)'s ``/proc/<pid>/stat`` (numbered from 1: utime 14,
+stime 15, num_threads 20, starttime 22 in clock ticks since boot, rss 24 in
+pages), ``/proc/stat``'s ``btime`` and ``/proc/<pid>/smaps_rollup``'s ``Pss:``
+(kB, Linux 4.14+). A counter resets when its program restarts (a new pid);
+``rate()`` handles that. A file that cannot be read (the process just exited,
+another user's process) leaves that sample out, never the scrape.
+
+Cost, measured (``make bench``): ``stat`` and ``fd/`` take about 20 µs per
+process. ``smaps_rollup`` takes about 360 µs for one of our 27 MB processes and
+grows with the process's memory, while the kernel walks its page tables under
+its memory-map lock (which the process's own ``mmap`` and ``brk`` wait for):
+so PSS is read once per :data:`PSS_MAX_AGE_SECONDS` per process, not at every
+scrape, and the RSS beside it is always current.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # per second, the unit of utime, stime and starttime
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")  # the unit of rss
+PSS_MAX_AGE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One process's figures; ``pss_bytes`` and ``open_fds`` are None where unreadable."""
+
+    cpu_seconds: float
+    resident_bytes: int
+    pss_bytes: int | None
+    open_fds: int | None
+    threads: int
+    start_time_seconds: float
+
+
+def _read(path: str) -> bytes:
+    """The whole of a /proc file, in one ``read`` (they are generated per read)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 8192)
+    finally:
+        os.close(fd)
+
+
+def boot_time() -> float:
+    """Unix time the machine booted: ``btime`` of ``/proc/stat``, in seconds."""
+    with open("/proc/stat", "rb") as stat:
+        for line in stat:
+            if line.startswith(b"btime "):
+                return float(line.split()[1])
+    raise OSError("/proc/stat has no btime line")
+
+
+def pss_bytes(pid: int) -> int | None:
+    """``pid``'s proportional set size in bytes, or None if ``smaps_rollup`` is unreadable."""
+    try:
+        rollup = _read(f"/proc/{pid}/smaps_rollup")
+        start = rollup.index(b"\nPss:") + 5
+        return int(rollup[start : rollup.index(b"kB", start)]) * 1024
+    except (OSError, ValueError):
+        return None
+
+
+def usage(pid: int, booted: float, pss: Callable[[int], int | None] = pss_bytes) -> Usage | None:
+    """``pid``'s figures, or None if its ``stat`` cannot be read (it has exited).
+
+    ``pss(pid)`` gives the PSS (by default read now, :func:`pss_bytes`).
+    """
+    try:
+        stat = _read(f"/proc/{pid}/stat")
+    except OSError:
+        return None
+    fields = stat.rsplit(b")", 1)[1].split()  # from field 3 (state) on: comm may hold ") "
+    try:
+        fds: int | None = len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        fds = None
+    return Usage(
+        cpu_seconds=(int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
+        resident_bytes=int(fields[21]) * PAGE_BYTES,
+        pss_bytes=pss(pid),
+        open_fds=fds,
+        threads=int(fields[17]),
+        start_time_seconds=booted + int(fields[19]) / CLOCK_TICKS,
+    )
+
+
+class ResourceReader:
+    """Turns ``{program: pid}`` into the six families above, one sample per readable process.
+
+    Keeps each pid's PSS for ``pss_max_age`` seconds (monotonic clock); the
+    pids no longer asked for are forgotten.
+    """
+
+    def __init__(self, pss_max_age: float = PSS_MAX_AGE_SECONDS) -> None:
+        self.booted = boot_time()
+        self.pss_max_age = pss_max_age
+        self._pss: dict[int, tuple[float, int | None]] = {}  # pid: (read at, bytes)
+
+    def _cached_pss(self, pid: int) -> int | None:
+        now = time.monotonic()
+        read_at, value = self._pss.get(pid, (None, None))
+        if read_at is None or now - read_at >= self.pss_max_age:
+            value = pss_bytes(pid)
+            self._pss[pid] = (now, value)
+        return value
+
+    def families(self, pids: Mapping[str, int]) -> Iterator[Metric]:
+        """Yield every family (possibly without samples): the names are always served."""
+        cpu = CounterMetricFamily(
+            "process_cpu_seconds", "User and system CPU time of the process, in seconds.",
+            labels=["program"],
+        )  # fmt: skip
+        rss = _gauge("process_resident_memory_bytes", "Resident memory size in bytes.")
+        pss = _gauge(
+            "process_pss_bytes",
+            "Proportional set size in bytes: shared pages divided among the processes using them.",
+        )
+        fds = _gauge("process_open_fds", "Number of open file descriptors.")
+        threads = _gauge("process_threads", "Number of threads of the process.")
+        start = _gauge(
+            "process_start_time_seconds", "Start time of the process since unix epoch in seconds."
+        )
+        for gone in self._pss.keys() - set(pids.values()):
+            del self._pss[gone]
+        for program, pid in pids.items():
+            found = usage(pid, self.booted, self._cached_pss)
+            if found is None:
+                continue
+            cpu.add_metric([program], found.cpu_seconds)
+            rss.add_metric([program], found.resident_bytes)
+            threads.add_metric([program], found.threads)
+            start.add_metric([program], found.start_time_seconds)
+            if found.pss_bytes is not None:
+                pss.add_metric([program], found.pss_bytes)
+            if found.open_fds is not None:
+                fds.add_metric([program], found.open_fds)
+        yield from (cpu, rss, pss, fds, threads, start)
+
+
+def _gauge(name: str, documentation: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, labels=["program"])
