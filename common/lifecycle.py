@@ -22,7 +22,6 @@ from typing import Any
 
 from common import heap, logs
 from common.errors import FatalError
-from common.metrics import WorkerMetrics
 from common.worker import AsyncContext, BaseContext, Context
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -195,18 +194,30 @@ def _stopped(ctx: BaseContext[Any]) -> None:
 
 
 @contextlib.contextmanager
-def _iteration(metrics: WorkerMetrics) -> Iterator[None]:
-    """Time and count one ``run_once`` call; log and swallow an exception it raises."""
+def _iteration(ctx: BaseContext[Any]) -> Iterator[None]:
+    """Time and count one ``run_once`` call; log and swallow an exception it raises.
+
+    With traces on, the call is a span ``run_once``, and the failure's line is
+    written inside it (with its ``trace_id``).
+    """
+    telemetry = ctx.telemetry
+    unit: Any = telemetry.unit("run_once", None) if telemetry else contextlib.nullcontext()
     started = time.perf_counter()
     failed = False
-    try:
-        yield
-    except Exception as exc:
-        failed = True
-        log.exception(
-            "iteration failed: %s: %s", type(exc).__name__, exc, extra={"event": "iteration_failed"}
-        )
-    metrics.iteration_finished(time.perf_counter() - started, failed)
+    with unit as outcome:
+        try:
+            yield
+        except Exception as exc:
+            failed = True
+            if outcome is not None:
+                outcome.failed(exc)
+            log.exception(
+                "iteration failed: %s: %s",
+                type(exc).__name__,
+                exc,
+                extra={"event": "iteration_failed"},
+            )
+    ctx.metrics.iteration_finished(time.perf_counter() - started, failed)
 
 
 def _no_lifespan(ctx: object) -> contextlib.AbstractContextManager[None]:
@@ -225,7 +236,7 @@ def run_sync(ctx: Context[Any], shape: str, work: Callable[..., Any], lifespan: 
             if shape == "periodic":
                 while not stop.is_set():
                     result = None
-                    with _iteration(ctx.metrics):
+                    with _iteration(ctx):
                         result = work(ctx)
                     _not_awaitable(result, "run_once")
                     stop.sleep(ctx.loop_sleep_seconds)
@@ -266,7 +277,7 @@ async def _run_async(
             _started(ctx)
             if shape == "periodic":
                 while not stop.is_set():
-                    with _iteration(ctx.metrics):
+                    with _iteration(ctx):
                         await work(ctx)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), ctx.loop_sleep_seconds)

@@ -146,16 +146,21 @@ def run_worker(package: str) -> None:
         log_programs=(program,),
     )
     exit_within(EXIT_WITHIN_SECONDS, code)  # a config error or crash before the loop, too
+    from common import observability
+
+    observability.finish()  # spans and error reports still queued: half a second at most
     sys.exit(code)
 
 
 def _run_worker(program: str, package: str, settings: Settings) -> None:
     import importlib
 
+    from common import observability
     from common.lifecycle import is_async, run_async, run_sync, worker_shape
     from common.metrics import MULTIPROC_ENV, WorkerMetrics
     from common.worker import AsyncContext, Context, NoSettings
 
+    telemetry = observability.start(program, settings)  # before the import: its crash is reported
     module = importlib.import_module(package + ".worker")  # an error in it is logged as JSON
     shape, work = worker_shape(module)
     lifespan = getattr(module, "lifespan", None)
@@ -168,7 +173,7 @@ def _run_worker(program: str, package: str, settings: Settings) -> None:
         metrics = WorkerMetrics(program, settings.metrics_enabled, shape == "long-running")
         asynchronous = is_async(work)
         kind = AsyncContext if asynchronous else Context
-        ctx = kind(program, own, settings, logging.getLogger(program), metrics)
+        ctx = kind(program, own, settings, logging.getLogger(program), metrics, None, telemetry)
         if asynchronous:
             run_async(ctx, shape, work, lifespan)  # type: ignore[arg-type]
         else:

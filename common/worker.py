@@ -36,8 +36,10 @@ from common.metrics import WorkerMetrics
 
 if TYPE_CHECKING:
     import asyncio
+    from collections.abc import Mapping
 
     from common.lifecycle import StopSignal
+    from common.observability import Telemetry
 
 S = TypeVar("S")
 __all__ = ["AsyncContext", "Context", "NoSettings", "make_async_context", "make_context"]
@@ -57,6 +59,7 @@ class BaseContext(Generic[S]):
     - ``shared``: the settings every program shares (:class:`common.config.Settings`).
     - ``log``: a logger named after the program; every record is one JSON line.
     - ``state``: what ``lifespan`` yielded (None without a lifespan).
+    - ``telemetry``: the tracer when traces are on (:mod:`common.observability`), else None.
     """
 
     program: str
@@ -65,6 +68,7 @@ class BaseContext(Generic[S]):
     log: logging.Logger
     metrics: WorkerMetrics = dataclasses.field(repr=False)
     state: Any = None
+    telemetry: Telemetry | None = dataclasses.field(default=None, repr=False)
 
     @property
     def section(self) -> ProgramSettings:
@@ -81,23 +85,39 @@ class BaseContext(Generic[S]):
         self.metrics.heartbeat()
 
     @contextlib.contextmanager
-    def work(self) -> Iterator[None]:
+    def work(
+        self, name: str = "work", *, parent: Mapping[str, str] | None = None
+    ) -> Iterator[None]:
         """Count and time one unit of work: ``with ctx.work(): handle(message)``.
 
         Counts ``app_iterations_total`` and observes
         ``app_iteration_duration_seconds``; an exception is counted in
         ``app_iteration_errors_total`` and re-raised. A unit done is a heartbeat.
+        With traces on, the unit is a span ``name`` (its log lines carry
+        ``trace_id``), a child of the trace in ``parent`` (the message's
+        headers holding a W3C ``traceparent``) when given; with them off,
+        ``name`` and ``parent`` cost nothing.
         """
+        unit = self.telemetry.unit(name, parent) if self.telemetry else contextlib.nullcontext()
         started = time.perf_counter()
-        try:
-            yield
-        except Exception:
-            self.metrics.iteration_finished(time.perf_counter() - started, True)
-            raise
-        except BaseException:  # cancelled at a stop, or an exit: not a unit done nor failed
-            raise
+        with unit:
+            try:
+                yield
+            except Exception:
+                self.metrics.iteration_finished(time.perf_counter() - started, True)
+                raise
+            except BaseException:  # cancelled at a stop, or an exit: not a unit done nor failed
+                raise
         self.metrics.iteration_finished(time.perf_counter() - started, False)
         self.metrics.heartbeat()
+
+    def trace_headers(self) -> dict[str, str]:
+        """The current span as W3C ``traceparent`` headers, for a message you send on.
+
+        ``{}`` when traces are off: ``publish(body, headers=ctx.trace_headers())``
+        is right either way.
+        """
+        return self.telemetry.headers() if self.telemetry else {}
 
 
 @dataclass
@@ -131,7 +151,7 @@ def make_context(
     import threading
 
     stop: Any = threading.Event()
-    return Context(program, settings, *_test_parts(program, shared), state, stop)
+    return Context(program, settings, *_test_parts(program, shared), state, stop=stop)
 
 
 def make_async_context(
@@ -140,7 +160,9 @@ def make_async_context(
     """A ``ctx`` for an asyncio worker's unit tests; ``ctx.stop`` is an :class:`asyncio.Event`."""
     import asyncio
 
-    return AsyncContext(program, settings, *_test_parts(program, shared), state, asyncio.Event())
+    return AsyncContext(
+        program, settings, *_test_parts(program, shared), state, stop=asyncio.Event()
+    )
 
 
 def _test_parts(program: str, shared: Settings | None) -> tuple[Settings, logging.Logger, Any]:

@@ -161,8 +161,12 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
 
 
 def base_env(runtime_dir: Path, port: int, **settings: str) -> dict[str, str]:
-    """A clean environment for the programs: no APP_* from outside, an empty config file."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+    """A clean environment for the programs: no APP_* from outside, an empty config file.
+
+    Nor OTEL_* or SENTRY_* (the optional integrations): a shell's own must not
+    turn them on in the tests.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "OTEL_", "SENTRY_"))}
     empty = runtime_dir.parent / "empty-config.yml"
     empty.write_text("")
     env.update(

@@ -20,7 +20,12 @@ import pytest
 from tests.conftest import BIN, ROOT, repository_files
 
 CONFIG = ROOT / ".github" / "renovate.json"
-LOCKS = ("requirements.lock", "requirements-dev.lock")
+LOCKS = (
+    "requirements.lock",
+    "requirements-otel.lock",
+    "requirements-sentry.lock",
+    "requirements-dev.lock",
+)
 
 # Renovate 44.121.2, lib/modules/manager/pip-compile/common.ts: the options its
 # pip-compile manager accepts in a `uv pip compile` header; any other option makes

@@ -49,7 +49,12 @@ PORT_PATTERN = re.compile(r"[1-9][0-9]{3,4}")  # ASCII digits, no leading zero
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 NAME_MAX = 40
 KEYS = ("name", "description", "author", "port")
-LOCKS = ("requirements.lock", "requirements-dev.lock")
+LOCKS = (
+    "requirements.lock",
+    "requirements-otel.lock",
+    "requirements-sentry.lock",
+    "requirements-dev.lock",
+)
 BOOTSTRAP = ("tools/init.py", "tests/test_init.py")  # removed once the copy is initialised
 BLOCKS = ("Makefile", ".ci/run", "README.md")  # each holds one block between these markers
 BLOCK_START, BLOCK_END = "--- make init", "--- end of make init ---"

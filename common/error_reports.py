@@ -1,0 +1,75 @@
+"""Error reports to Sentry (the ``sentry`` extra), imported only when ``SENTRY_DSN`` is set.
+
+What is reported, through sentry-sdk's documented integrations (logging,
+threading, excepthook):
+
+- every record logged at ERROR or above, with its exception: a ``run_once``
+  that raised (``iteration_failed``), a crash (``crashed``: a ``serve`` or a
+  lifespan that raised, a broken worker module), and whatever your code logs
+  at ERROR (``ctx.log.exception(...)``); the record's own keys (``event``,
+  your ``extra``) come with it, and the INFO lines before it as breadcrumbs;
+- an exception that ends one of your threads.
+
+Every event carries the environment (``SENTRY_ENVIRONMENT``, else the ``env``
+setting), the release (``SENTRY_RELEASE``, else ``<service_name>@<version>``,
+with ``+<commit>`` when known) and the tags ``program``, ``service``,
+``instance`` and ``commit``. Events are sent by sentry-sdk's background
+thread; at a stop or a crash they are flushed, waiting
+:data:`common.observability.FLUSH_SECONDS` at most, so an unreachable Sentry
+cannot hold a stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import sentry_sdk
+from sentry_sdk.integrations.atexit import AtexitIntegration
+
+from common.config import Settings
+
+log = logging.getLogger("error_reports")
+
+
+def release(settings: Settings) -> str:
+    """``SENTRY_RELEASE``, else ``<service_name>@<version>[+<commit>]`` (Sentry's naming)."""
+    given = os.environ.get("SENTRY_RELEASE", "").strip()
+    if given:
+        return given
+    build = "" if settings.commit in ("", "unknown") else f"+{settings.commit}"
+    return f"{settings.service_name}@{settings.version}{build}"
+
+
+def _still_pending(pending: int, timeout: float) -> None:
+    """At exit, instead of sentry-sdk's default print to stderr (not a JSON line)."""
+    log.warning("%d error reports not sent in %g s: dropped", pending, timeout)
+
+
+class ErrorReports:
+    """The started client; :meth:`flush` is what a stop or a crash calls."""
+
+    def flush(self, seconds: float) -> None:
+        """Send the queued events, waiting ``seconds`` at most."""
+        sentry_sdk.flush(timeout=seconds)
+
+
+def start(program: str, settings: Settings, flush_seconds: float) -> ErrorReports:
+    """Initialise sentry-sdk from ``SENTRY_DSN`` (checked by :mod:`common.observability`)."""
+    sentry_sdk.init(
+        dsn=os.environ["SENTRY_DSN"].strip(),
+        environment=os.environ.get("SENTRY_ENVIRONMENT", "").strip() or settings.env,
+        release=release(settings),
+        server_name=settings.instance,
+        shutdown_timeout=flush_seconds,
+        integrations=[AtexitIntegration(callback=_still_pending)],
+    )
+    sentry_sdk.set_tags(
+        {
+            "program": program,
+            "service": settings.service_name,
+            "instance": settings.instance,
+            "commit": settings.commit,
+        }
+    )
+    return ErrorReports()
