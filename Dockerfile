@@ -3,6 +3,7 @@
 # which runs as PID 1 and keeps both workers and the metrics exporter alive.
 #
 #   docker build --build-arg VERSION=1.2.3 --build-arg REVISION=$(git rev-parse HEAD) -t app .
+#   docker build --build-arg EXTRAS=otel,sentry -t app .   (traces, error reports)
 #   docker run --read-only -p 8000:8000 app        (podman run: the same options)
 #
 # The base image is pinned to a Python patch release of the oldest supported minor
@@ -17,9 +18,20 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 # The venv gets no pip of its own: the base image's pip installs into it.
 RUN python -m venv --without-pip /opt/venv
-COPY requirements.lock /tmp/requirements.lock
-RUN python -m pip --python /opt/venv/bin/python install \
-        --require-hashes --only-binary=:all: --no-deps -r /tmp/requirements.lock
+# EXTRAS: optional integrations, comma-separated (otel, sentry), each from its own
+# hashed lock; they stay unimported unless configured (see the README).
+#   docker build --build-arg EXTRAS=otel,sentry -t app .
+ARG EXTRAS=
+COPY requirements.lock requirements-otel.lock requirements-sentry.lock /tmp/
+RUN set -- -r /tmp/requirements.lock; \
+    IFS=','; for extra in ${EXTRAS}; do \
+        if [ ! -f "/tmp/requirements-${extra}.lock" ]; then \
+            echo "EXTRAS: no extra named '${extra}' (there are: otel, sentry)" >&2; exit 1; \
+        fi; \
+        set -- "$@" -r "/tmp/requirements-${extra}.lock"; \
+    done; \
+    python -m pip --python /opt/venv/bin/python install \
+        --require-hashes --only-binary=:all: --no-deps "$@"
 COPY pyproject.toml README.md LICENSE /src/
 COPY common /src/common
 COPY services /src/services

@@ -135,8 +135,8 @@ TRACING_CHECKS: dict[str, Callable[[str], str | None]] = {
 SHARED_CHECKS: dict[str, Callable[[str], str | None]] = {
     "OTEL_SDK_DISABLED": _one_of("true", "false"),
     "OTEL_RESOURCE_ATTRIBUTES": _pairs,
-    "OTEL_PROPAGATORS": lambda v: next(
-        (_one_of("tracecontext", "baggage", "none")(p) for p in v.split(",") if p.strip()), None
+    "OTEL_PROPAGATORS": lambda value: next(
+        filter(None, map(_one_of("tracecontext", "baggage", "none"), value.split(","))), None
     ),
 }
 

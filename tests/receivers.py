@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 class _Server:
@@ -55,7 +55,7 @@ class _Server:
         """``(status, content type, body)`` of the answer to one POST."""
         raise NotImplementedError
 
-    def __enter__(self) -> _Server:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

@@ -73,13 +73,17 @@ def podman(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]
     )
 
 
-def build(context: Path, tag: str, base: str) -> None:
-    """``podman build`` of ``context``'s Dockerfile on ``base``; fails the test with the log."""
+def build(context: Path, tag: str, base: str, *args: str, ok: bool = True) -> str:
+    """``podman build`` of ``context``'s Dockerfile on ``base``; its log.
+
+    Fails the test with the log if the build's success is not ``ok``.
+    """
     result = podman(
         "build", "--isolation", "chroot", "--format", "docker", "--network", "host",
-        "--build-arg", f"PYTHON_IMAGE={base}", "--label", LABEL, "--tag", tag, str(context),
+        "--build-arg", f"PYTHON_IMAGE={base}", "--label", LABEL, "--tag", tag, *args, str(context),
     )  # fmt: skip
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert (result.returncode == 0) == ok, (result.stdout + result.stderr)[-4000:]
+    return result.stdout + result.stderr
 
 
 def smoke(image: str) -> subprocess.CompletedProcess[str]:
@@ -166,6 +170,20 @@ def test_the_image_passes_the_smoke_test_that_gates_a_push(app_image: str) -> No
         "smoke test passed",
     ):
         assert check in result.stdout, result.stdout
+
+
+def test_extras_build_argument_installs_the_named_integrations(
+    base_image: str, image_tag: str
+) -> None:
+    """EXTRAS=otel,sentry adds both from their locks; an unknown name fails the build, named."""
+    build(ROOT, image_tag, base_image, "--build-arg", "EXTRAS=otel,sentry")
+    code = "import opentelemetry.exporter.otlp.proto.http, opentelemetry.sdk, sentry_sdk"
+    result = podman(
+        "run", "--rm", *RUN_OPTIONS.split(), "--entrypoint", "python", image_tag, "-c", code
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = build(ROOT, image_tag, base_image, "--build-arg", "EXTRAS=otel,zipkin", ok=False)
+    assert "EXTRAS: no extra named 'zipkin' (there are: otel, sentry)" in log
 
 
 def test_a_worker_import_only_the_development_lock_has_fails_the_image(

@@ -178,3 +178,26 @@ def test_patterns_in_the_config_match_the_files_they_manage() -> None:
             versions.setdefault(manager["depNameTemplate"], set()).add(found["currentValue"])
     assert versions["uv"] == {config["constraints"]["uv"]}, "uv: Makefile and constraints differ"
     assert set(versions) == {"uv", "actionlint"}
+
+
+def pins(lock: str) -> dict[str, str]:
+    """``{package: version}`` of a lock (lines ``name==version \\``)."""
+    found = {}
+    for line in (ROOT / lock).read_text().splitlines():
+        if "==" in line and not line.startswith((" ", "#")):
+            name, _, version = line.split(" ")[0].partition("==")
+            found[name.lower()] = version
+    return found
+
+
+def test_a_package_in_several_locks_has_one_pin() -> None:
+    """The image installs the runtime lock with each extra's: shared packages must agree."""
+    runtime = pins("requirements.lock")
+    assert runtime, "no pin found: the lock format changed"
+    seen: dict[str, tuple[str, str]] = {}
+    for lock in LOCKS:
+        locked = pins(lock)
+        assert runtime.items() <= locked.items(), f"{lock} pins the runtime differently"
+        for name, version in locked.items():
+            first = seen.setdefault(name, (lock, version))
+            assert first[1] == version, f"{name}: {first[1]} in {first[0]}, {version} in {lock}"

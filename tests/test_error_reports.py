@@ -1,0 +1,135 @@
+"""Error reports end to end: the real sentry-sdk sends its envelopes to a local ingest stand-in."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import write_worker
+from tests.receivers import SentryIngest, black_hole
+from tests.test_lifecycle import Program, program_env
+
+pytestmark = pytest.mark.stack  # make test-quick leaves these out
+
+PERIODIC = """
+import itertools, logging
+log = logging.getLogger("work")
+calls = itertools.count()
+def run_once(ctx):
+    n = next(calls)
+    log.info("inside %d", n, extra={"event": "inside"})
+    if n == 1:
+        raise ValueError("the second call fails")
+"""
+CRASHING = """
+import asyncio
+async def serve(ctx):
+    ctx.log.info("connecting", extra={"event": "connecting", "feed": "prices"})
+    await asyncio.sleep(0.05)
+    raise ConnectionResetError("feed went away")
+"""
+
+
+def reporting_env(tmp_path: Path, dsn: str, **settings: str) -> dict[str, str]:
+    """A program's environment with error reports on."""
+    return program_env(tmp_path, **settings) | {"SENTRY_DSN": dsn}
+
+
+def exception_of(event: dict[str, Any]) -> dict[str, Any]:
+    """The last (outermost) exception of an event."""
+    values: list[dict[str, Any]] = event["exception"]["values"]
+    return values[-1]
+
+
+def test_a_failing_run_once_is_reported_with_program_release_and_log_context(
+    tmp_path: Path,
+) -> None:
+    """The iteration_failed line becomes an event: exception, tags, environment, release, extras."""
+    with SentryIngest() as ingest:
+        env = reporting_env(tmp_path, ingest.dsn, loop_sleep_seconds="0.05", env="staging")
+        env |= write_worker(tmp_path / "pkgs", "reported", PERIODIC)
+        program = Program(["-m", "reported"], env)
+        try:
+            for _ in range(4):
+                program.wait_for("inside")
+            program.proc.send_signal(signal.SIGTERM)
+            code, err = program.finish()
+        finally:
+            program.close()
+        events = ingest.events()  # no waiting: the stop flushed them
+    assert (code, err) == (0, "")
+    [event] = events
+    assert exception_of(event)["type"] == "ValueError"
+    assert exception_of(event)["value"] == "the second call fails"
+    assert event["level"] == "error"
+    assert event["environment"] == "staging"
+    assert event["release"] == "app@0.0.0-dev"
+    assert event["tags"]["program"] == "reported"
+    assert {"service", "instance", "commit"} <= set(event["tags"])
+    assert event["extra"]["event"] == "iteration_failed"
+    crumbs = [c.get("message") for c in event["breadcrumbs"]["values"]]
+    assert "inside 1" in crumbs
+
+
+def test_a_crash_is_reported_before_the_exit(tmp_path: Path) -> None:
+    """serve raising: exit 1, and the crash's event reached Sentry before the process ended."""
+    with SentryIngest() as ingest:
+        env = reporting_env(tmp_path, ingest.dsn) | {"APP_COMMIT": "abc123", "APP_VERSION": "1.2.3"}
+        env |= write_worker(tmp_path / "pkgs", "crashing", CRASHING)
+        program = Program(["-m", "crashing"], env)
+        try:
+            code, _ = program.finish()
+        finally:
+            program.close()
+        events = ingest.events()
+    assert code == 1
+    [event] = events
+    assert exception_of(event)["type"] == "ConnectionResetError"
+    assert event["level"] == "fatal"
+    assert event["extra"]["event"] == "crashed"
+    assert event["release"] == "app@1.2.3+abc123"
+    assert event["tags"]["commit"] == "abc123"
+    crumbs = [c.get("message") for c in event["breadcrumbs"]["values"]]
+    assert "connecting" in crumbs
+
+
+def test_an_unreachable_sentry_does_not_delay_the_stop(tmp_path: Path) -> None:
+    """Sentry never answers: the worker still exits 0 within a second of SIGTERM."""
+    with black_hole() as port:
+        env = reporting_env(tmp_path, f"http://key@127.0.0.1:{port}/1", loop_sleep_seconds="0.05")
+        env |= write_worker(tmp_path / "pkgs", "reported", PERIODIC)
+        program = Program(["-m", "reported"], env)
+        try:
+            for _ in range(4):  # the failure's event is queued, its send blocked
+                program.wait_for("inside")
+            started = time.monotonic()
+            program.proc.send_signal(signal.SIGTERM)
+            code, err = program.finish()
+            elapsed = time.monotonic() - started
+        finally:
+            program.close()
+    assert (code, err) == (0, "")
+    assert elapsed < 1.5, elapsed
+    assert [r for r in program.records if r.get("event") == "exit_forced"] == []
+
+
+def test_with_traces_on_the_report_names_the_trace_of_the_failure(tmp_path: Path) -> None:
+    """Both on: the event of a failed run_once carries the trace_id and span_id of its span."""
+    from tests.receivers import OtlpReceiver
+
+    with SentryIngest() as ingest, OtlpReceiver() as receiver:
+        env = reporting_env(tmp_path, ingest.dsn, loop_sleep_seconds="0.05")
+        env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
+        env |= write_worker(tmp_path / "pkgs", "reported", PERIODIC)
+        program = Program(["-m", "reported"], env)
+        code = program.stop_after("iteration_failed")
+        [event] = ingest.events()
+        spans = {span["span_id"]: span for span in receiver.spans()}
+    assert code == 0
+    span = spans[event["extra"]["span_id"]]
+    assert span["trace_id"] == event["extra"]["trace_id"]
+    assert span["attributes"]["outcome"] == "error"
