@@ -181,7 +181,7 @@ def test_patterns_in_the_config_match_the_files_they_manage() -> None:
 
 
 def pins(lock: str) -> dict[str, str]:
-    """``{package: version}`` of a lock (lines ``name==version \\``)."""
+    """``{package: version}`` of a lock (its lines ``name==version``)."""
     found = {}
     for line in (ROOT / lock).read_text().splitlines():
         if "==" in line and not line.startswith((" ", "#")):
