@@ -125,7 +125,12 @@ def test_every_supported_python_is_tested_and_declared_alike() -> None:
     assert int(default[1]) == minors[0]
     newest = load(ROOT / ".github" / "workflows" / "build.yml")["jobs"]["newest-python"]
     [build] = [s for s in newest["steps"] if "build-push-action" in s.get("uses", "")]
-    assert build["with"]["build-args"].strip() == f"PYTHON_IMAGE=python:3.{minors[-1]}-slim-trixie"
+    assert build["with"]["build-args"].split() == [
+        f"PYTHON_IMAGE=python:3.{minors[-1]}-slim-trixie",
+        "EXTRAS=otel,sentry",  # every extra of pyproject.toml
+    ]
+    extras = set(project["project"]["optional-dependencies"]) - {"dev"}
+    assert extras == {"otel", "sentry"}, "a new extra: add it to the newest-python build too"
     assert newest["name"].endswith(f"Python 3.{minors[-1]}")
     assert not build["with"].get("push")
 
