@@ -10,6 +10,9 @@ threading, excepthook):
   your ``extra``) come with it, and the INFO lines before it as breadcrumbs;
 - an exception that ends one of your threads.
 
+Not the OpenTelemetry SDK's own errors (a collector that is down): those stay
+log lines.
+
 Every event carries the environment (``SENTRY_ENVIRONMENT``, else the ``env``
 setting), the release (``SENTRY_RELEASE``, else ``<service_name>@<version>``,
 with ``+<commit>`` when known) and the tags ``program``, ``service``,
@@ -26,6 +29,7 @@ import os
 
 import sentry_sdk
 from sentry_sdk.integrations.atexit import AtexitIntegration
+from sentry_sdk.integrations.logging import ignore_logger
 
 from common.config import Settings
 
@@ -64,6 +68,9 @@ def start(program: str, settings: Settings, flush_seconds: float) -> ErrorReport
         shutdown_timeout=flush_seconds,
         integrations=[AtexitIntegration(callback=_still_pending)],
     )
+    # The OTLP exporter logs an ERROR for each batch it fails to send: while a collector
+    # is down that is one event every few seconds, about telemetry, already in the logs.
+    ignore_logger("opentelemetry.*")
     sentry_sdk.set_tags(
         {
             "program": program,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -133,3 +134,35 @@ def test_with_traces_on_the_report_names_the_trace_of_the_failure(tmp_path: Path
     span = spans[event["extra"]["span_id"]]
     assert span["trace_id"] == event["extra"]["trace_id"]
     assert span["attributes"]["outcome"] == "error"
+
+
+def test_a_collector_that_is_down_is_logged_not_reported(tmp_path: Path) -> None:
+    """Traces to a closed port: the exporter's ERROR lines stay lines, no event reaches Sentry."""
+    from tests.conftest import free_port
+
+    with SentryIngest() as ingest:
+        env = reporting_env(tmp_path, ingest.dsn, loop_sleep_seconds="0.05")
+        env |= {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",  # nothing listens
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "0.3",
+            "OTEL_BSP_SCHEDULE_DELAY": "50",
+        }
+        env |= write_worker(tmp_path / "pkgs", "quiet", "def run_once(ctx):\n    pass\n")
+        program = Program(["-m", "quiet"], env)
+        try:
+            program.wait_for("startup_success")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any(
+                r["level"] == "ERROR" and r["logger"].startswith("opentelemetry")
+                for r in program.records
+            ):
+                program.records.append(json.loads(program.proc.stdout.readline()))  # type: ignore[union-attr]
+            program.proc.send_signal(signal.SIGTERM)
+            code, _ = program.finish()
+        finally:
+            program.close()
+        events = ingest.events()
+    assert code == 0
+    failed = [r for r in program.records if r["logger"].startswith("opentelemetry")]
+    assert any(r["level"] == "ERROR" for r in failed), failed
+    assert events == []
