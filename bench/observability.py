@@ -100,7 +100,7 @@ def unit_costs(receiver: OtlpReceiver, ingest: SentryIngest, calls: int) -> dict
     costs["unit + line, traces on"] = per_call(unit_with_line, calls)
     ctx.telemetry.flush(5)
     ctx.telemetry = None
-    error_reports.start("bench", settings, 0.5)
+    error_reports.start("bench", settings)
     costs["line, Sentry on"] = per_call(line, calls)
     return costs
 

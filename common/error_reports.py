@@ -10,15 +10,16 @@ threading, excepthook):
   your ``extra``) come with it, and the INFO lines before it as breadcrumbs;
 - an exception that ends one of your threads.
 
-Not the OpenTelemetry SDK's own errors (a collector that is down): those stay
-log lines.
+Not the OpenTelemetry SDK's own errors (a collector that is down), nor text
+written to ``sys.stderr``: those stay log lines.
 
 Every event carries the environment (``SENTRY_ENVIRONMENT``, else the ``env``
 setting), the release (``SENTRY_RELEASE``, else ``<service_name>@<version>``,
 with ``+<commit>`` when known) and the tags ``program``, ``service``,
 ``instance`` and ``commit``. Events are sent by sentry-sdk's background
 thread; at a stop or a crash they are flushed, waiting
-:data:`common.observability.FLUSH_SECONDS` at most, so an unreachable Sentry
+:data:`common.observability.FLUSH_SECONDS` at most (and :data:`EXIT_SECONDS`
+at the exit, which logs how many were dropped), so an unreachable Sentry
 cannot hold a stop.
 """
 
@@ -34,6 +35,7 @@ from sentry_sdk.integrations.logging import ignore_logger
 from common.config import Settings
 
 log = logging.getLogger("error_reports")
+EXIT_SECONDS = 0.05
 
 
 def release(settings: Settings) -> str:
@@ -58,19 +60,26 @@ class ErrorReports:
         sentry_sdk.flush(timeout=seconds)
 
 
-def start(program: str, settings: Settings, flush_seconds: float) -> ErrorReports:
+def start(program: str, settings: Settings) -> ErrorReports:
     """Initialise sentry-sdk from ``SENTRY_DSN`` (checked by :mod:`common.observability`)."""
     sentry_sdk.init(
         dsn=os.environ["SENTRY_DSN"].strip(),
         environment=os.environ.get("SENTRY_ENVIRONMENT", "").strip() or settings.env,
         release=release(settings),
         server_name=settings.instance,
-        shutdown_timeout=flush_seconds,
+        # observability.finish() has flushed, within its bound, before the exit: the
+        # interpreter's exit (sentry-sdk's atexit close) waits only long enough to say
+        # how many reports are dropped (_still_pending; with 0 it would not call it).
+        shutdown_timeout=EXIT_SECONDS,
         integrations=[AtexitIntegration(callback=_still_pending)],
     )
     # The OTLP exporter logs an ERROR for each batch it fails to send: while a collector
     # is down that is one event every few seconds, about telemetry, already in the logs.
     ignore_logger("opentelemetry.*")
+    # Text written to sys.stderr (common.loglines: one ERROR record per line): a
+    # traceback.print_exc() would be one event per line, and sentry-sdk's own debug
+    # output (SENTRY_DEBUG) goes there, each line an event that writes more of it.
+    ignore_logger("stderr")
     sentry_sdk.set_tags(
         {
             "program": program,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from common import converters as conv
-from common import observability
+from common import integration_env
 from common.config import (
     COMPUTED,
     CONFIG_PATH_ENV,
@@ -77,7 +77,7 @@ def load(environ: Mapping[str, str], declarations: Mapping[str, type | None]) ->
             detail = "no worker program of that name" + suggest(name, names)
             problems.append(Problem(f"{PROGRAMS_KEY}.{name}", f"{path} line {line}", detail))
     _check_program_env(environ, declarations, problems)
-    problems += observability.problems(environ)  # OTEL_*, SENTRY_DSN: not APP_ settings
+    problems += integration_env.problems(environ)  # OTEL_*, SENTRY_DSN: not APP_ settings
     programs = {}
     # Top-level values that failed (their problem is recorded) give way to the
     # defaults, so that every program's section is still checked.

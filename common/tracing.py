@@ -59,9 +59,19 @@ class Tracing:
         self.tracer = provider.get_tracer(SCOPE)
 
     @contextlib.contextmanager
-    def unit(self, name: str, parent: Mapping[str, str] | None = None) -> Iterator[_Unit]:
-        """A current span ``name``; a child of ``parent``'s ``traceparent`` when given."""
-        context = propagate.extract(parent) if parent else None
+    def unit(self, name: str, parent: object = None) -> Iterator[_Unit]:
+        """A current span ``name``; a child of ``parent``'s ``traceparent`` when given.
+
+        ``parent`` is a message's headers (:func:`carrier`); headers that hold
+        no valid ``traceparent`` start a new trace, as W3C Trace Context says.
+        """
+        context = None
+        if parent:
+            headers = carrier(parent)
+            try:
+                context = propagate.extract(headers) if headers else None
+            except Exception:  # a propagator's bug must not fail the unit of work
+                log.warning("cannot read the trace context of %r", parent, exc_info=True)
         with self.tracer.start_as_current_span(
             name,
             context=context,
@@ -97,6 +107,38 @@ class Tracing:
         flush = threading.Thread(target=self.provider.force_flush, name="otel-flush", daemon=True)
         flush.start()
         flush.join(seconds)
+
+
+def carrier(parent: object) -> dict[str, str]:
+    """``parent`` as headers extract() can read: names lowered, bytes values decoded.
+
+    A mapping, or (name, value) pairs as Kafka clients give them; names and
+    values as ``str`` or ``bytes`` (Latin-1, as HTTP reads header bytes).
+    Anything else is ignored, with one warning: the same code runs with
+    traces off, where ``parent`` is never looked at, so it must not raise here.
+    """
+    items = parent.items() if isinstance(parent, Mapping) else parent
+    found: dict[str, str] = {}
+    try:
+        for pair in items:  # type: ignore[attr-defined]
+            name, value = (v.decode("latin-1") if isinstance(v, bytes) else v for v in pair)
+            if isinstance(name, str) and isinstance(value, str):
+                found[name.lower()] = value
+    except (TypeError, ValueError):
+        if not _warned:
+            _warned.append(True)
+            log.warning(
+                "ctx.work(parent=...) takes a message's headers (a mapping, or name/value "
+                "pairs); got %s: a new trace is started",
+                type(parent).__name__,
+                extra={"event": "trace_parent_ignored"},
+            )
+        return {}
+    return found
+
+
+_warned: list[bool] = []
+log = logging.getLogger("tracing")
 
 
 class TraceIds(logging.Filter):

@@ -36,7 +36,6 @@ from common.metrics import WorkerMetrics
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Mapping
 
     from common.lifecycle import StopSignal
     from common.observability import Telemetry
@@ -85,9 +84,7 @@ class BaseContext(Generic[S]):
         self.metrics.heartbeat()
 
     @contextlib.contextmanager
-    def work(
-        self, name: str = "work", *, parent: Mapping[str, str] | None = None
-    ) -> Iterator[None]:
+    def work(self, name: str = "work", *, parent: object = None) -> Iterator[None]:
         """Count and time one unit of work: ``with ctx.work(): handle(message)``.
 
         Counts ``app_iterations_total`` and observes
@@ -95,8 +92,9 @@ class BaseContext(Generic[S]):
         ``app_iteration_errors_total`` and re-raised. A unit done is a heartbeat.
         With traces on, the unit is a span ``name`` (its log lines carry
         ``trace_id``), a child of the trace in ``parent`` (the message's
-        headers holding a W3C ``traceparent``) when given; with them off,
-        ``name`` and ``parent`` cost nothing.
+        headers holding a W3C ``traceparent``: a mapping, or name/value pairs
+        as Kafka clients give them, ``str`` or ``bytes``) when given; with
+        them off, ``name`` and ``parent`` cost nothing.
         """
         unit = self.telemetry.unit(name, parent) if self.telemetry else contextlib.nullcontext()
         started = time.perf_counter()

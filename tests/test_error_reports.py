@@ -99,7 +99,7 @@ def test_a_crash_is_reported_before_the_exit(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_sentry_does_not_delay_the_stop(tmp_path: Path) -> None:
-    """Sentry never answers: the worker still exits 0 within a second of SIGTERM."""
+    """Sentry never answers: the worker exits 0 about half a second after SIGTERM."""
     with black_hole() as port:
         env = reporting_env(tmp_path, f"http://key@127.0.0.1:{port}/1", loop_sleep_seconds="0.05")
         env |= write_worker(tmp_path / "pkgs", "reported", PERIODIC)
@@ -116,6 +116,10 @@ def test_an_unreachable_sentry_does_not_delay_the_stop(tmp_path: Path) -> None:
     assert (code, err) == (0, "")
     assert elapsed < 1.5, elapsed
     assert [r for r in program.records if r.get("event") == "exit_forced"] == []
+    # One bounded wait (observability.finish), not a second one in sentry-sdk's atexit close.
+    dropped = [r for r in program.records if r["logger"] == "error_reports"]
+    assert len(dropped) == 1, dropped
+    assert dropped[0]["msg"].endswith("error reports not sent in 0.05 s: dropped")
 
 
 def test_with_traces_on_the_report_names_the_trace_of_the_failure(tmp_path: Path) -> None:
@@ -165,4 +169,26 @@ def test_a_collector_that_is_down_is_logged_not_reported(tmp_path: Path) -> None
     assert code == 0
     failed = [r for r in program.records if r["logger"].startswith("opentelemetry")]
     assert any(r["level"] == "ERROR" for r in failed), failed
+    assert events == []
+
+
+def test_text_on_stderr_is_not_reported(tmp_path: Path) -> None:
+    """A traceback printed to stderr stays log lines: no event per line (nor SENTRY_DEBUG's)."""
+    printing = (
+        "import traceback\n"
+        "def run_once(ctx):\n"
+        "    try:\n"
+        "        raise KeyError('printed')\n"
+        "    except KeyError:\n"
+        "        traceback.print_exc()\n"
+        "    ctx.log.info('printed', extra={'event': 'printed'})\n"
+    )
+    with SentryIngest() as ingest:
+        env = reporting_env(tmp_path, ingest.dsn, loop_sleep_seconds="0.05")
+        env |= write_worker(tmp_path / "pkgs", "printing", printing) | {"SENTRY_DEBUG": "1"}
+        program = Program(["-m", "printing"], env)
+        code = program.stop_after("printed")
+        events = ingest.events()
+    assert code == 0
+    assert any(r["logger"] == "stderr" and "KeyError" in r["msg"] for r in program.records)
     assert events == []

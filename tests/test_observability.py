@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from common.config import ConfigError, load_settings
-from common.observability import problems, sentry_on, tracing_on
+from common.integration_env import problems
+from common.observability import sentry_on, tracing_on
 from tests.conftest import BIN, ROOT, base_env, free_port
 
 ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
@@ -46,13 +47,13 @@ def test_an_endpoint_turns_tracing_on_unless_turned_off() -> None:
         ("OTEL_TRACES_SAMPLER", "sometimes", "expected one of always_on, always_off"),
         ("OTEL_TRACES_SAMPLER_ARG", "1.5", "expected a ratio from 0 to 1, got '1.5'"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "expected one of http/protobuf, got 'grpc'"),
-        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "10s", "expected a number >= 0, got '10s'"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "10s", "expected a number > 0, got '10s'"),
         ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", "expected one of gzip, deflate, none"),
         ("OTEL_EXPORTER_OTLP_HEADERS", "api-key", "expected key=value pairs"),
         ("OTEL_BSP_MAX_QUEUE_SIZE", "0", "expected an integer >= 1, got '0'"),
         ("OTEL_TRACES_EXPORTER", "zipkin", "expected one of otlp, none, got 'zipkin'"),
         ("OTEL_SDK_DISABLED", "yes", "expected one of true, false, got 'yes'"),
-        ("OTEL_PROPAGATORS", "tracecontext,b3", "expected one of tracecontext, baggage, none"),
+        ("OTEL_PROPAGATORS", "tracecontext,b3", "expected tracecontext, baggage or none"),
         ("OTEL_RESOURCE_ATTRIBUTES", "team", "expected key=value pairs"),
     ],
 )
@@ -62,6 +63,53 @@ def test_a_bad_tracing_value_names_its_variable(name: str, value: str, expected:
     [problem] = problems(environ)
     assert (problem.key, problem.source) == (name, f"env {name}")
     assert expected in problem.detail
+
+
+# Found by a review (issue 14): values the check let through that crash every worker
+# at start, or that the library misreads or drops with only a warning.
+@pytest.mark.parametrize(
+    ("environ", "key"),
+    [
+        ({"OTEL_BSP_SCHEDULE_DELAY": "0"}, "OTEL_BSP_SCHEDULE_DELAY"),  # "must be positive"
+        ({"OTEL_BSP_MAX_QUEUE_SIZE": "100"}, "OTEL_BSP_MAX_QUEUE_SIZE"),  # < the batch, 512
+        ({"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4096"}, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
+        ({"OTEL_PROPAGATORS": "TraceContext"}, "OTEL_PROPAGATORS"),  # entry points are exact
+        ({"OTEL_TRACES_SAMPLER": "always_off "}, "OTEL_TRACES_SAMPLER"),  # lowered, not stripped
+        ({"OTEL_EXPORTER_OTLP_HEADERS": "my key=v"}, "OTEL_EXPORTER_OTLP_HEADERS"),
+        ({"OTEL_EXPORTER_OTLP_HEADERS": "x-token=t\u00f6k"}, "OTEL_EXPORTER_OTLP_HEADERS"),
+        ({"OTEL_EXPORTER_OTLP_HEADERS": 'a="b"'}, "OTEL_EXPORTER_OTLP_HEADERS"),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "0"}, "OTEL_EXPORTER_OTLP_TIMEOUT"),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "nan"}, "OTEL_EXPORTER_OTLP_TIMEOUT"),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "inf"}, "OTEL_EXPORTER_OTLP_TIMEOUT"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318 "}, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:port"}, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        ({"SENTRY_DSN": "https://k@host/1/"}, "SENTRY_DSN"),  # BadDsn: Invalid project
+        ({"SENTRY_DSN": "https://k@host:abc/1"}, "SENTRY_DSN"),
+        ({"SENTRY_DSN": "https://k@host/\u00b2"}, "SENTRY_DSN"),  # isdigit, not int
+    ],
+)
+def test_what_the_libraries_reject_or_drop_is_a_problem(environ: dict[str, str], key: str) -> None:
+    """Each value that would crash the workers or be dropped silently is one problem, named."""
+    assert [p.key for p in problems(ENDPOINT | environ)] == [key]
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": ""},  # empty is unset (the specification)
+        {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "", "OTEL_TRACES_SAMPLER": ""},
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://[::1]:4318"},
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "HTTP://collector"},
+        {"OTEL_TRACES_SAMPLER": "PARENTBASED_TRACEIDRATIO", "OTEL_TRACES_SAMPLER_ARG": " 0.25 "},
+        {"OTEL_PROPAGATORS": "tracecontext, baggage"},
+        {"OTEL_EXPORTER_OTLP_HEADERS": "api-key=abc%20def, x-tenant = a b"},
+        {"OTEL_BSP_MAX_QUEUE_SIZE": "4096", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4096"},
+        {"SENTRY_DSN": "HTTPS://key:secret@sentry.example.com:9000/sentry/42?x=1#y"},
+    ],
+)
+def test_what_the_libraries_accept_is_no_problem(environ: dict[str, str]) -> None:
+    """No false alarm: values the libraries read correctly pass (with or without an endpoint)."""
+    assert problems(ENDPOINT | environ) == []
 
 
 def test_a_tracing_variable_without_an_endpoint_is_a_problem() -> None:

@@ -36,6 +36,20 @@ for line in sys.stdin:
         held.append(stop)
         for _ in range(int(what[1])):
             threading.Thread(target=stop.wait, daemon=True).start()
+    elif what[0] == "fork":  # a grandchild that holds N MiB until we exit (its stdin closes)
+        import subprocess
+        code = f"import sys; b = bytearray({what[1]} << 20); print(1, flush=True); sys.stdin.read()"
+        kid = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        kid.stdout.readline()
+        held.append(kid)
+        print(kid.pid, end=" ")
+    elif what[0] == "spinkid":  # a grandchild that spins S CPU seconds, waited for
+        import subprocess
+        code = f"import time\nend = time.process_time() + {what[1]}\n"
+        code += "while time.process_time() < end: pass"
+        subprocess.run([sys.executable, "-c", code], check=True)
     print("ok", flush=True)
 """
 
@@ -51,13 +65,15 @@ def child() -> Iterator[subprocess.Popen[str]]:
         proc.kill()
 
 
-def tell(proc: subprocess.Popen[str], command: str) -> None:
-    """Send one command and wait for its "ok"."""
+def tell(proc: subprocess.Popen[str], command: str) -> str:
+    """Send one command and wait for its "ok"; what it printed before it."""
     assert proc.stdin is not None
     assert proc.stdout is not None
     proc.stdin.write(command + "\n")
     proc.stdin.flush()
-    assert proc.stdout.readline() == "ok\n"
+    answer = proc.stdout.readline()
+    assert answer.endswith("ok\n"), answer
+    return answer.removesuffix("ok\n").strip()
 
 
 def figures(pid: int) -> Usage:
@@ -157,3 +173,30 @@ def test_pss_is_kept_for_its_max_age_and_rss_is_always_current(
     list(cached.families({}))
     again = samples(cached.families({"w": child.pid}))
     assert again["process_pss_bytes"]["w"] - first["process_pss_bytes"]["w"] >= grown
+
+
+def test_a_program_counts_its_subprocesses_and_what_they_used(
+    child: subprocess.Popen[str],
+) -> None:
+    """A grandchild's memory, fds and threads are the program's; a reaped one's CPU stays in it."""
+    tell(child, "name")
+    alone = figures(child.pid)
+    grandchild = int(tell(child, "fork 40"))
+    with_kid = figures(child.pid)
+    assert with_kid.resident_bytes - alone.resident_bytes >= 38 * 1024 * 1024
+    assert with_kid.pss_bytes is not None
+    assert alone.pss_bytes is not None
+    assert with_kid.pss_bytes - alone.pss_bytes >= 38 * 1024 * 1024
+    assert with_kid.threads == alone.threads + 1
+    assert with_kid.open_fds is not None
+    assert alone.open_fds is not None
+    assert with_kid.open_fds > alone.open_fds
+    left_out = usage(child.pid, boot_time(), stop_at=frozenset({grandchild}))
+    assert left_out is not None
+    assert left_out.resident_bytes - alone.resident_bytes < 10 * 1024 * 1024  # another program's
+    before = figures(child.pid).cpu_seconds
+    tell(child, "spinkid 0.3")  # ran and was waited for: its time is in cutime now
+    assert figures(child.pid).cpu_seconds - before >= 0.25
+    unreaped = usage(child.pid, boot_time(), reaped=False)
+    assert unreaped is not None
+    assert figures(child.pid).cpu_seconds - unreaped.cpu_seconds >= 0.25

@@ -34,6 +34,14 @@ async def serve(ctx):
         ctx.log.info("handling", extra={{"event": "handling", "sent": ctx.trace_headers()}})
     with ctx.work():
         ctx.log.info("second", extra={{"event": "second"}})
+    kafka = [("traceparent", b"00-{PARENT_TRACE}-{PARENT_SPAN}-01"), ("key", b"\\xff")]
+    with ctx.work("from kafka", parent=kafka):
+        pass
+    with ctx.work("capital", parent={{"Traceparent": "00-{PARENT_TRACE}-{PARENT_SPAN}-01"}}):
+        pass
+    for garbage in ("not headers", 42, [("a",)], {{"traceparent": 7}}):
+        with ctx.work("garbage", parent=garbage):
+            pass
     ctx.log.info("idle", extra={{"event": "idle", "sent": ctx.trace_headers()}})
     await ctx.stop.wait()
 """
@@ -123,6 +131,14 @@ def test_a_unit_of_work_continues_the_trace_it_was_given(tmp_path: Path) -> None
     assert second["span_id"] == work["span_id"]
     assert "trace_id" not in idle
     assert idle["sent"] == {}
+    for name in ("from kafka", "capital"):  # bytes values, (name, value) pairs, any case
+        [span] = [s for s in spans if s["name"] == name]
+        assert (span["trace_id"], span["parent_span_id"]) == (PARENT_TRACE, PARENT_SPAN), name
+    garbage = [s for s in spans if s["name"] == "garbage"]
+    assert len(garbage) == 4
+    assert all(s["parent_span_id"] == "" for s in garbage)  # a new trace, never an exception
+    warnings = [r for r in program.records if r.get("event") == "trace_parent_ignored"]
+    assert len(warnings) == 1, warnings  # said once
     assert handle["resource"]["service.name"] == "price-feed"  # the OTEL_* variables win
     assert handle["resource"]["deployment.environment.name"] == "staging"
 

@@ -18,15 +18,18 @@ and a ``program`` label:
 ``process_start_time_seconds`` gauge   Unix time the process started (``starttime``)
 ============================== ======= =================================================
 
-The fields are proc(5)'s ``/proc/<pid>/stat`` (numbered from 1: utime 14,
-stime 15, num_threads 20, starttime 22 in clock ticks since boot, rss 24 in
-pages), ``/proc/stat``'s ``btime`` and ``/proc/<pid>/smaps_rollup``'s ``Pss:``
-(kB, Linux 4.14+). A counter resets when its program restarts (a new pid);
-``rate()`` handles that. A file that cannot be read (the process just exited,
-another user's process) leaves that sample out, never the scrape.
+Each program's figures are those of its process and of its descendants (a
+worker's subprocesses: see :class:`ResourceReader`). The fields are proc(5)'s
+``/proc/<pid>/stat`` (numbered from 1: utime 14, stime 15, cutime 16, cstime
+17, num_threads 20, starttime 22 in clock ticks since boot, rss 24 in pages),
+``/proc/<pid>/task/<tid>/children``, ``/proc/stat``'s ``btime`` and
+``/proc/<pid>/smaps_rollup``'s ``Pss:`` (kB, Linux 4.14+). A counter resets
+when its program restarts (a new pid); ``rate()`` handles that. A file that
+cannot be read (the process just exited, another user's process) leaves that
+sample out, never the scrape.
 
-Cost, measured (``make bench``): ``stat`` and ``fd/`` take about 20 µs per
-process. ``smaps_rollup`` takes about 360 µs for one of our 27 MB processes and
+Cost, measured (``make bench``): ``stat``, ``fd/`` and ``children`` take
+about 30 µs per process. ``smaps_rollup`` takes about 360 µs for one of our 27 MB processes and
 grows with the process's memory, while the kernel walks its page tables under
 its memory-map lock (which the process's own ``mmap`` and ``brk`` wait for):
 so PSS is read once per :data:`PSS_MAX_AGE_SECONDS` per process, not at every
@@ -87,48 +90,114 @@ def pss_bytes(pid: int) -> int | None:
         return None
 
 
-def usage(pid: int, booted: float, pss: Callable[[int], int | None] = pss_bytes) -> Usage | None:
-    """``pid``'s figures, or None if its ``stat`` cannot be read (it has exited).
+def children(pid: int) -> list[int]:
+    """``pid``'s child processes: each thread's ``/proc/<pid>/task/<tid>/children``."""
+    found: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            found += map(int, _read(f"/proc/{pid}/task/{tid}/children").split())
+    except OSError:  # exited meanwhile
+        pass
+    return found
 
-    ``pss(pid)`` gives the PSS (by default read now, :func:`pss_bytes`).
-    """
+
+@dataclass(frozen=True)
+class _Stat:
+    """The fields of one ``/proc/<pid>/stat`` this module reads, in their units (ticks, pages)."""
+
+    own_ticks: int  # utime + stime
+    reaped_ticks: int  # cutime + cstime: children it has waited for
+    threads: int
+    start_ticks: int
+    rss_pages: int
+
+
+def _stat(pid: int) -> _Stat | None:
     try:
         stat = _read(f"/proc/{pid}/stat")
     except OSError:
         return None
     fields = stat.rsplit(b")", 1)[1].split()  # from field 3 (state) on: comm may hold ") "
-    try:
-        fds: int | None = len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        fds = None
-    return Usage(
-        cpu_seconds=(int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
-        resident_bytes=int(fields[21]) * PAGE_BYTES,
-        pss_bytes=pss(pid),
-        open_fds=fds,
+    return _Stat(
+        own_ticks=int(fields[11]) + int(fields[12]),
+        reaped_ticks=int(fields[13]) + int(fields[14]),
         threads=int(fields[17]),
-        start_time_seconds=booted + int(fields[19]) / CLOCK_TICKS,
+        start_ticks=int(fields[19]),
+        rss_pages=int(fields[21]),
+    )
+
+
+def usage(
+    pid: int,
+    booted: float,
+    pss: Callable[[int, int], int | None] = lambda pid, _start: pss_bytes(pid),
+    stop_at: frozenset[int] = frozenset(),
+    reaped: bool = True,
+) -> Usage | None:
+    """The figures of ``pid`` and its descendants, or None if ``pid`` has exited.
+
+    The tree is summed: CPU (each process's own, plus, if ``reaped``, what its
+    waited-for children used), RSS, PSS, fds and threads; the start time is
+    ``pid``'s. Descendants in ``stop_at`` (other programs) and theirs are left
+    out. ``pss(pid, start ticks)`` gives a process's PSS (by default read now).
+    """
+    root = _stat(pid)
+    if root is None:
+        return None
+    cpu = rss = fds = threads = pss_total = 0
+    fds_known = pss_known = True
+    pending = [(pid, root)]
+    while pending:
+        member, stat = pending.pop()
+        cpu += stat.own_ticks + (stat.reaped_ticks if reaped else 0)
+        rss += stat.rss_pages
+        threads += stat.threads
+        member_pss = pss(member, stat.start_ticks)
+        pss_known = pss_known and member_pss is not None
+        pss_total += member_pss or 0
+        try:
+            fds += len(os.listdir(f"/proc/{member}/fd"))
+        except OSError:
+            fds_known = False
+        for child in children(member):
+            found = _stat(child) if child not in stop_at else None
+            if found is not None:
+                pending.append((child, found))
+    return Usage(
+        cpu_seconds=cpu / CLOCK_TICKS,
+        resident_bytes=rss * PAGE_BYTES,
+        pss_bytes=pss_total if pss_known else None,
+        open_fds=fds if fds_known else None,
+        threads=threads,
+        start_time_seconds=booted + root.start_ticks / CLOCK_TICKS,
     )
 
 
 class ResourceReader:
-    """Turns ``{program: pid}`` into the six families above, one sample per readable process.
+    """Turns ``{program: pid}`` into the six families above, one sample per readable program.
 
-    Keeps each pid's PSS for ``pss_max_age`` seconds (monotonic clock); the
-    pids no longer asked for are forgotten.
+    Each program is its process and every descendant that is no other
+    program's (a worker's subprocesses, a multiprocessing pool), so the
+    programs' PSS adds up to the container's. ``supervisord`` is counted
+    without the CPU of the children it reaped: those were programs, already
+    counted while they ran. Keeps each process's PSS for ``pss_max_age``
+    seconds (monotonic clock), keyed by pid and start time; the processes no
+    longer seen are forgotten.
     """
 
     def __init__(self, pss_max_age: float = PSS_MAX_AGE_SECONDS) -> None:
         self.booted = boot_time()
         self.pss_max_age = pss_max_age
-        self._pss: dict[int, tuple[float, int | None]] = {}  # pid: (read at, bytes)
+        self._pss: dict[tuple[int, int], tuple[float, int | None]] = {}  # (pid, start): (at, B)
+        self._seen: set[tuple[int, int]] = set()
 
-    def _cached_pss(self, pid: int) -> int | None:
-        now = time.monotonic()
-        read_at, value = self._pss.get(pid, (None, None))
+    def _cached_pss(self, pid: int, start_ticks: int) -> int | None:
+        key, now = (pid, start_ticks), time.monotonic()
+        self._seen.add(key)
+        read_at, value = self._pss.get(key, (None, None))
         if read_at is None or now - read_at >= self.pss_max_age:
             value = pss_bytes(pid)
-            self._pss[pid] = (now, value)
+            self._pss[key] = (now, value)
         return value
 
     def families(self, pids: Mapping[str, int]) -> Iterator[Metric]:
@@ -147,10 +216,12 @@ class ResourceReader:
         start = _gauge(
             "process_start_time_seconds", "Start time of the process since unix epoch in seconds."
         )
-        for gone in self._pss.keys() - set(pids.values()):
-            del self._pss[gone]
+        roots = frozenset(pids.values())
+        self._seen = set()
         for program, pid in pids.items():
-            found = usage(pid, self.booted, self._cached_pss)
+            found = usage(
+                pid, self.booted, self._cached_pss, roots - {pid}, program != "supervisord"
+            )
             if found is None:
                 continue
             cpu.add_metric([program], found.cpu_seconds)
@@ -161,6 +232,8 @@ class ResourceReader:
                 pss.add_metric([program], found.pss_bytes)
             if found.open_fds is not None:
                 fds.add_metric([program], found.open_fds)
+        for gone in self._pss.keys() - self._seen:
+            del self._pss[gone]
         yield from (cpu, rss, pss, fds, threads, start)
 
 
