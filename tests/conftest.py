@@ -32,6 +32,15 @@ from common.procfs import alive, children_by_parent
 from common.supervisord_conf import read_conf
 
 ROOT = Path(__file__).resolve().parent.parent
+# The process_* families the exporter reads from /proc (services/metrics_exporter/resources.py).
+PROCESS_FAMILIES = (
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_pss_bytes",
+    "process_open_fds",
+    "process_threads",
+    "process_start_time_seconds",
+)
 BIN = Path(sys.executable).parent
 EXPORTER = "metrics_exporter"
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, WORKERS
+from tests.conftest import PROCESS_FAMILIES, ROOT, WORKERS
 
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 CONFIG = PROMETHEUS_DIR / "prometheus.yml"
@@ -34,14 +34,6 @@ DASHBOARDS_MOUNT = "/var/lib/grafana/dashboards"
 # Every metric name the exporter serves (common/metrics.py, the exporter's
 # app_build_info, the process_* it reads from /proc), plus Prometheus' own up.
 HISTOGRAM = "app_iteration_duration_seconds"
-PROCESS_FAMILIES = (
-    "process_cpu_seconds_total",
-    "process_resident_memory_bytes",
-    "process_pss_bytes",
-    "process_open_fds",
-    "process_threads",
-    "process_start_time_seconds",
-)
 EXPORTED = frozenset(
     {
         "app_iterations_total",

@@ -109,6 +109,21 @@ class Program:
         finally:
             self.close()
 
+    def stop_after_count(self, event: str, count: int) -> tuple[int, str, float]:
+        """After ``count`` lines with ``event``, SIGTERM; ``(code, stderr, seconds to the exit)``.
+
+        The program is killed if anything fails on the way (test clean-up).
+        """
+        try:
+            for _ in range(count):
+                self.wait_for(event)
+            started = time.monotonic()
+            self.proc.send_signal(signal.SIGTERM)
+            code, err = self.finish()
+            return code, err, time.monotonic() - started
+        finally:
+            self.close()
+
     def close(self) -> None:
         """Kill the program if it still runs (test clean-up)."""
         if self.proc.poll() is None:

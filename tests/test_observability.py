@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from common.config import ConfigError, load_settings
 from common.integration_env import problems
 from common.observability import sentry_on, tracing_on
-from tests.conftest import BIN, ROOT, base_env, free_port
+from tests.conftest import BIN, base_env, free_port, run_command, run_module
 
 ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
 DSN = "https://abc123@o1.ingest.sentry.io/4505"
@@ -171,15 +170,7 @@ def test_the_problems_come_with_every_other_setting_problem() -> None:
 def test_app_entrypoint_exits_78_naming_the_variable(tmp_path: Path) -> None:
     """A bad sampler stops the container before anything starts: 78, one config_invalid line."""
     env = base_env(tmp_path / "run", free_port()) | ENDPOINT | {"OTEL_TRACES_SAMPLER": "sometimes"}
-    result = subprocess.run(
-        [str(BIN / "app-entrypoint")],
-        check=False,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_command([str(BIN / "app-entrypoint")], env)
     assert result.returncode == 78
     [line] = result.stdout.splitlines()
     record = json.loads(line)
@@ -220,15 +211,7 @@ def test_an_integration_is_imported_only_when_configured(
     env = base_env(tmp_path / "run", free_port()) | extra_env
     env |= write_worker(tmp_path / "pkgs", "reporter", REPORTER)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "reporter"],
-        check=False,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_module("reporter", env)
     assert result.returncode == 0, result.stdout + result.stderr
     [record] = [json.loads(x) for x in result.stdout.splitlines() if '"modules"' in x]
     assert record["loaded"] == expected

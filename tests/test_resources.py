@@ -13,6 +13,7 @@ import pytest
 from prometheus_client.metrics_core import Metric
 
 from services.metrics_exporter.resources import ResourceReader, Usage, boot_time, usage
+from tests.conftest import PROCESS_FAMILIES
 
 # A child that does what it is told on stdin, one command per line, and answers "ok".
 CHILD = r"""
@@ -133,14 +134,7 @@ def test_an_exited_process_is_left_out_not_an_error() -> None:
     assert usage(proc.pid, boot_time()) is None
     families = samples(ResourceReader().families({"gone": proc.pid, "me": os.getpid()}))
     assert {labels for name in families for labels in families[name]} == {"me"}
-    assert set(families) == {
-        "process_cpu_seconds_total",
-        "process_resident_memory_bytes",
-        "process_pss_bytes",
-        "process_open_fds",
-        "process_threads",
-        "process_start_time_seconds",
-    }
+    assert set(families) == set(PROCESS_FAMILIES)
 
 
 def samples(families: Iterator[Metric]) -> dict[str, dict[str, float]]:

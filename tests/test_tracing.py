@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +66,7 @@ def test_each_run_once_is_a_span_with_its_outcome_and_lines_carry_its_ids(
         env = traced_env(tmp_path, receiver.endpoint, loop_sleep_seconds="0.05")
         env |= write_worker(tmp_path / "pkgs", "traced", PERIODIC)
         program = Program(["-m", "traced"], env)
-        try:
-            for _ in range(5):
-                program.wait_for("inside")
-            program.proc.send_signal(signal.SIGTERM)
-            code, err = program.finish()
-        finally:
-            program.close()
+        code, err, _ = program.stop_after_count("inside", 5)
         spans = receiver.spans()  # no waiting: the stop flushed them
     assert (code, err) == (0, "")
     inside = [r for r in program.records if r.get("event") == "inside"]
@@ -153,15 +145,8 @@ def test_an_unreachable_collector_does_not_delay_the_stop(tmp_path: Path) -> Non
         env = traced_env(tmp_path, f"http://127.0.0.1:{port}", loop_sleep_seconds="0.05")
         env |= write_worker(tmp_path / "pkgs", "traced", PERIODIC)
         program = Program(["-m", "traced"], env)
-        try:
-            for _ in range(6):  # spans queued, an export blocked on the dead collector
-                program.wait_for("inside")
-            started = time.monotonic()
-            program.proc.send_signal(signal.SIGTERM)
-            code, _ = program.finish()
-            elapsed = time.monotonic() - started
-        finally:
-            program.close()
+        # 6 calls: spans queued, an export blocked on the dead collector
+        code, _, elapsed = program.stop_after_count("inside", 6)
     assert code == 0
     assert elapsed < 1.5, elapsed  # the flush waits 0.5 s at most; supervisord would wait 10 s
     assert [r["event"] for r in program.records if r.get("event") == "exit_forced"] == []
