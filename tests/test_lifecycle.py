@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -92,10 +93,27 @@ class Program:
         pytest.fail(f"no {event} line; got {self.records}")
 
     def finish(self, timeout: float = 10.0) -> tuple[int, str]:
-        """Wait for exit; return ``(exit code, stderr)``, reading the rest of stdout."""
-        out, err = self.proc.communicate(timeout=timeout)
-        self.records += [json.loads(line) for line in out.splitlines()]
-        return self.proc.returncode, err
+        """Wait for exit; return ``(exit code, stderr)``, reading the rest of stdout.
+
+        Through the same buffered streams :meth:`wait_for` reads:
+        ``communicate()`` would read the raw pipes, and lose the lines that
+        ``readline()`` had already read ahead into the buffer.
+        """
+        assert self.proc.stdout is not None
+        assert self.proc.stderr is not None
+        out: list[str] = []
+        err: list[str] = []
+        readers = [
+            threading.Thread(target=lambda: out.append(self.proc.stdout.read()), daemon=True),  # type: ignore[union-attr]
+            threading.Thread(target=lambda: err.append(self.proc.stderr.read()), daemon=True),  # type: ignore[union-attr]
+        ]
+        for reader in readers:
+            reader.start()
+        self.proc.wait(timeout=timeout)
+        for reader in readers:
+            reader.join(timeout)
+        self.records += [json.loads(line) for line in "".join(out).splitlines()]
+        return self.proc.returncode, "".join(err)
 
     def stop_after(self, event: str, signum: int = signal.SIGTERM) -> int:
         """Wait for a line with ``event``, send ``signum``, wait for the exit; its code.
