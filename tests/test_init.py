@@ -76,6 +76,7 @@ def test_a_renamed_copy_has_its_names_logs_them_and_passes_its_checks(tmp_path: 
     assert "make init" not in (repo / "Makefile").read_text()
     assert "make init" not in (repo / ".ci" / "run").read_text()
     assert "## Start your own project from it" not in (repo / "README.md").read_text()
+    assert "## Starting a project (make init)" not in (repo / "docs" / "operations.md").read_text()
     pyproject = (repo / "pyproject.toml").read_text()
     assert f'name = "{NAME}"' in pyproject
     assert 'description = "Prices from the feed"' in pyproject
@@ -99,7 +100,7 @@ def test_a_renamed_copy_has_its_names_logs_them_and_passes_its_checks(tmp_path: 
     checks = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
          "tests/test_config.py", "tests/test_kubernetes.py", "tests/test_deploy_prometheus.py",
-         "tests/test_layout.py", "tests/test_renovate.py"],
+         "tests/test_layout.py", "tests/test_renovate.py", "tests/test_docs.py"],
         cwd=repo, env=clean | env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert checks.returncode == 0, checks.stdout[-3000:]

@@ -22,7 +22,7 @@ files are staged beside the old ones and then moved into place. A bad value, a
 working tree with uncommitted changes, a copy already initialised or a file
 whose anchor an edit needs is named, and nothing changes. Once done, the copy
 no longer carries this bootstrap: this script, its test and the blocks marked
-``make init`` in the Makefile, ``.ci/run`` and the README are removed. Exit 0
+``make init`` in the Makefile, ``.ci/run``, the README and docs/operations.md are removed. Exit 0
 done, 2 bad input or nothing to do. Standard library only (Python 3.9+): it runs
 before anything is installed. ``make init`` passes its variables as
 ``INIT_NAME``... in the environment; ``--name``... work too.
@@ -56,7 +56,7 @@ LOCKS = (
     "requirements-dev.lock",
 )
 BOOTSTRAP = ("tools/init.py", "tests/test_init.py")  # removed once the copy is initialised
-BLOCKS = ("Makefile", ".ci/run", "README.md")  # each holds one block between these markers
+BLOCKS = ("Makefile", ".ci/run", "README.md", "docs/operations.md")  # one block each, marked
 BLOCK_START, BLOCK_END = "--- make init", "--- end of make init ---"
 
 # (file, what the template has, what it becomes): each must be found exactly once.
