@@ -23,7 +23,7 @@ LOAD_ENV := set -a; [ ! -f .env ] || . ./.env; set +a;
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: init run test test-quick lint lint-python lint-docker lint-ci check bench ctl install lock clean
+.PHONY: init run test test-quick lint lint-python lint-docker lint-ci check bench ctl install lock clean fix help
 
 # Our own modules' bytecode, as the image has it (compileall): every process
 # would otherwise compile them at each start when PYTHONDONTWRITEBYTECODE is set.
@@ -100,7 +100,16 @@ lint-ci: $(STAMP) $(ACTIONLINT)
 
 check: lint test
 
-## bench: every figure of the README's Performance section, side by side with its floor
+## fix: what ruff can fix itself: the format, then its autofixes (review the diff after)
+fix: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## help: every target and what it does (these ## lines of the Makefile)
+help:
+	@sed -n 's/^## //p' $(firstword $(MAKEFILE_LIST))
+
+## bench: every figure of docs/performance.md's make bench table, side by side with its floor
 bench: $(STAMP)
 	@$(COMPILE)
 	$(BIN)/python bench/suite.py

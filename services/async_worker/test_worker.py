@@ -137,7 +137,9 @@ def test_a_failing_message_is_logged_and_the_session_goes_on(
             await asyncio.sleep(0.2)  # idle longer than idle_heartbeat_seconds
             writer.write(b"after\n")
             await writer.drain()
-            await asyncio.sleep(5)
+            await reader.read()  # until the worker closes its end at the stop
+            writer.close()  # ours too: no socket left for the garbage collector to warn about
+            await writer.wait_closed()
 
         server = await asyncio.start_server(feed, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
@@ -153,6 +155,7 @@ def test_a_failing_message_is_logged_and_the_session_goes_on(
         finally:
             ctx.log.removeHandler(events)
             server.close()
+            await server.wait_closed()
         return events.seen
 
     seen = asyncio.run(asyncio.wait_for(scenario(), 5))
