@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 
+from common.config import Settings
 from tests.conftest import write_worker
 from tests.receivers import SentryIngest, black_hole
 from tests.test_lifecycle import Program, program_env
 from tests.test_tracing import PERIODIC  # run_once fails on odd calls
 
 pytestmark = pytest.mark.stack  # make test-quick leaves these out
+
+SERVICE = Settings().service_name  # the default: "app", or the name make init gave
 
 CRASHING = """
 import asyncio
@@ -55,7 +58,7 @@ def test_a_failing_run_once_is_reported_with_program_release_and_log_context(
     assert exception_of(event)["value"] == "odd call 1"
     assert event["level"] == "error"
     assert event["environment"] == "staging"
-    assert event["release"] == "app@0.0.0-dev"
+    assert event["release"] == f"{SERVICE}@0.0.0-dev"
     assert event["tags"]["program"] == "reported"
     assert {"service", "instance", "commit"} <= set(event["tags"])
     assert event["extra"]["event"] == "iteration_failed"
@@ -79,7 +82,7 @@ def test_a_crash_is_reported_before_the_exit(tmp_path: Path) -> None:
     assert exception_of(event)["type"] == "ConnectionResetError"
     assert event["level"] == "fatal"
     assert event["extra"]["event"] == "crashed"
-    assert event["release"] == "app@1.2.3+abc123"
+    assert event["release"] == f"{SERVICE}@1.2.3+abc123"
     assert event["tags"]["commit"] == "abc123"
     crumbs = [c.get("message") for c in event["breadcrumbs"]["values"]]
     assert "connecting" in crumbs
