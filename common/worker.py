@@ -145,6 +145,7 @@ def make_context(
     """A ``ctx`` for a blocking worker's unit tests: metrics off, a stop you can set.
 
     ``ctx.stop`` is a :class:`threading.Event`: ``ctx.stop.set()`` requests the stop.
+    ``ctx.log``'s level is DEBUG, so a handler a test attaches sees every record.
     """
     import threading
 
@@ -165,4 +166,6 @@ def make_async_context(
 
 def _test_parts(program: str, shared: Settings | None) -> tuple[Settings, logging.Logger, Any]:
     shared = shared if shared is not None else Settings(metrics_enabled=False)
-    return shared, logging.getLogger(program), WorkerMetrics(program, enabled=False)
+    log = logging.getLogger(program)
+    log.setLevel(logging.DEBUG)  # a handler a test attaches sees every record (root: WARNING)
+    return shared, log, WorkerMetrics(program, enabled=False)
