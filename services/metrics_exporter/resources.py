@@ -45,6 +45,8 @@ from dataclasses import dataclass
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from common import procfs
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # per second, the unit of utime, stime and starttime
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")  # the unit of rss
 PSS_MAX_AGE_SECONDS = 60.0
@@ -62,15 +64,6 @@ class Usage:
     start_time_seconds: float
 
 
-def _read(path: str) -> bytes:
-    """The whole of a /proc file, in one ``read`` (they are generated per read)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return os.read(fd, 8192)
-    finally:
-        os.close(fd)
-
-
 def boot_time() -> float:
     """Unix time the machine booted: ``btime`` of ``/proc/stat``, in seconds."""
     with open("/proc/stat", "rb") as stat:
@@ -83,22 +76,11 @@ def boot_time() -> float:
 def pss_bytes(pid: int) -> int | None:
     """``pid``'s proportional set size in bytes, or None if ``smaps_rollup`` is unreadable."""
     try:
-        rollup = _read(f"/proc/{pid}/smaps_rollup")
+        rollup = procfs.read(f"/proc/{pid}/smaps_rollup")
         start = rollup.index(b"\nPss:") + 5
         return int(rollup[start : rollup.index(b"kB", start)]) * 1024
     except (OSError, ValueError):
         return None
-
-
-def children(pid: int) -> list[int]:
-    """``pid``'s child processes: each thread's ``/proc/<pid>/task/<tid>/children``."""
-    found: list[int] = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            found += map(int, _read(f"/proc/{pid}/task/{tid}/children").split())
-    except OSError:  # exited meanwhile
-        pass
-    return found
 
 
 @dataclass(frozen=True)
@@ -113,11 +95,9 @@ class _Stat:
 
 
 def _stat(pid: int) -> _Stat | None:
-    try:
-        stat = _read(f"/proc/{pid}/stat")
-    except OSError:
+    fields = procfs.stat_fields(pid)  # from field 3 (state) on
+    if fields is None:
         return None
-    fields = stat.rsplit(b")", 1)[1].split()  # from field 3 (state) on: comm may hold ") "
     return _Stat(
         own_ticks=int(fields[11]) + int(fields[12]),
         reaped_ticks=int(fields[13]) + int(fields[14]),
@@ -159,7 +139,7 @@ def usage(
             fds += len(os.listdir(f"/proc/{member}/fd"))
         except OSError:
             fds_known = False
-        for child in children(member):
+        for child in procfs.children(member):
             found = _stat(child) if child not in stop_at else None
             if found is not None:
                 pending.append((child, found))
