@@ -61,7 +61,7 @@ class ErrorReports:
 
 
 def start(program: str, settings: Settings) -> ErrorReports:
-    """Initialise sentry-sdk from ``SENTRY_DSN`` (checked by :mod:`common.observability`)."""
+    """Initialise sentry-sdk from ``SENTRY_DSN`` (checked by :mod:`common.integration_env`)."""
     sentry_sdk.init(
         dsn=os.environ["SENTRY_DSN"].strip(),
         environment=os.environ.get("SENTRY_ENVIRONMENT", "").strip() or settings.env,

@@ -34,9 +34,11 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from common.observability import ENDPOINTS, sentry_on, tracing_on
+from common.observability import ENDPOINTS, sentry_on, tracing_on, tracing_turned_off
 
 if TYPE_CHECKING:
+    from urllib.parse import SplitResult
+
     from common.config import Problem
 
 Check = Callable[[str], "str | None"]
@@ -110,18 +112,26 @@ def _pairs(value: str) -> str | None:
     return None
 
 
-def _url(value: str) -> str | None:
-    from urllib.parse import urlsplit  # only when the variable is set
+def _split(value: str) -> SplitResult | None:
+    """``value`` split as a URL (``urlsplit``); None if its port is not a number."""
+    from urllib.parse import urlsplit  # only when a variable is set
 
-    expected = f"expected an http:// or https:// URL with a host, got {value!r}"
-    if value != value.strip() or any(c.isspace() for c in value):
-        return expected
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
+        return None
+    return parts
+
+
+def _url(value: str) -> str | None:
+    expected = f"expected an http:// or https:// URL with a host, got {value!r}"
+    if any(c.isspace() for c in value):
         return expected
-    return None if parts.scheme in ("http", "https") and parts.hostname else expected
+    parts = _split(value)
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        return expected
+    return None
 
 
 def _sampler_arg(value: str) -> str | None:
@@ -134,13 +144,9 @@ def _sampler_arg(value: str) -> str | None:
 
 def _dsn(value: str) -> str | None:
     """None if sentry-sdk's ``Dsn`` accepts ``value``; else why, without the key."""
-    from urllib.parse import urlsplit
-
     shape = "expected https://<public key>@<host>/<project id> (the DSN of a Sentry project)"
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
+    parts = _split(value)
+    if parts is None:
         return shape + ": the port is not a number"
     if parts.scheme not in ("http", "https") or not parts.hostname or not parts.username:
         return shape
@@ -208,9 +214,7 @@ def problems(environ: Mapping[str, str]) -> list[Problem]:
         found.append(Problem(name, f"env {name}", detail))
 
     endpoint = next((name for name in ENDPOINTS if name in environ), None)
-    off = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none" or (
-        environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
-    )  # turned off on purpose: the other variables may stay
+    off = tracing_turned_off(environ)  # on purpose: the other variables may stay
     for name in ENDPOINTS:
         if name in environ and (detail := _url(environ[name])):
             add(name, detail)

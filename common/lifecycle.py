@@ -22,7 +22,7 @@ from typing import Any
 
 from common import heap, logs
 from common.errors import FatalError
-from common.worker import AsyncContext, BaseContext, Context
+from common.worker import AsyncContext, BaseContext, Context, traced
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 CANCEL_AFTER_SECONDS = 1.0
@@ -200,11 +200,9 @@ def _iteration(ctx: BaseContext[Any]) -> Iterator[None]:
     With traces on, the call is a span ``run_once``, and the failure's line is
     written inside it (with its ``trace_id``).
     """
-    telemetry = ctx.telemetry
-    unit: Any = telemetry.unit("run_once", None) if telemetry else contextlib.nullcontext()
     started = time.perf_counter()
     failed = False
-    with unit as outcome:
+    with traced(ctx, "run_once") as outcome:
         try:
             yield
         except Exception as exc:

@@ -29,16 +29,20 @@ ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
 FLUSH_SECONDS = 0.5  # at most, at a stop or a crash: a dead collector or Sentry cannot hold it
 
 
+def tracing_turned_off(environ: Mapping[str, str]) -> bool:
+    """True when ``OTEL_SDK_DISABLED`` is ``true`` or ``OTEL_TRACES_EXPORTER`` is ``none``."""
+    return (
+        environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+        or environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none"
+    )
+
+
 def tracing_on(environ: Mapping[str, str]) -> bool:
-    """True when an OTLP endpoint is set and neither the SDK nor the exporter is turned off.
+    """True when an OTLP endpoint is set and tracing is not :func:`tracing_turned_off`.
 
     An empty variable counts as unset (the OpenTelemetry specification's rule).
     """
-    return (
-        any(environ.get(name) for name in ENDPOINTS)
-        and environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
-        and (environ.get("OTEL_TRACES_EXPORTER") or "otlp").strip().lower() != "none"
-    )
+    return any(environ.get(name) for name in ENDPOINTS) and not tracing_turned_off(environ)
 
 
 def sentry_on(environ: Mapping[str, str]) -> bool:

@@ -3,7 +3,7 @@
 Imported only when :func:`common.observability.tracing_on`. The SDK reads its
 standard variables itself (endpoint, headers, timeout, compression,
 ``OTEL_TRACES_SAMPLER``, ``OTEL_BSP_*``: opentelemetry-python's documented
-behaviour); :mod:`common.observability` has checked them first. The resource
+behaviour); :mod:`common.integration_env` has checked them first. The resource
 says ``service.name`` (``OTEL_SERVICE_NAME``, else the ``service_name``
 setting), ``service.version``, ``service.instance.id`` and
 ``deployment.environment.name`` from the settings; ``OTEL_RESOURCE_ATTRIBUTES``
@@ -90,9 +90,9 @@ class Tracing:
 
     def headers(self) -> dict[str, str]:
         """``{"traceparent": ...}`` (and ``tracestate``) of the current span, to send on."""
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        return carrier
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+        return headers
 
     def flush(self, seconds: float) -> None:
         """Export the spans still queued, waiting ``seconds`` at most.

@@ -96,9 +96,8 @@ class BaseContext(Generic[S]):
         as Kafka clients give them, ``str`` or ``bytes``) when given; with
         them off, ``name`` and ``parent`` cost nothing.
         """
-        unit = self.telemetry.unit(name, parent) if self.telemetry else contextlib.nullcontext()
         started = time.perf_counter()
-        with unit:
+        with traced(self, name, parent):
             try:
                 yield
             except Exception:
@@ -116,6 +115,15 @@ class BaseContext(Generic[S]):
         is right either way.
         """
         return self.telemetry.headers() if self.telemetry else {}
+
+
+def traced(ctx: BaseContext[Any], name: str, parent: object = None) -> Any:
+    """The span of one unit of work (its :class:`~common.observability.Outcome`), or a no-op.
+
+    ``ctx.telemetry.unit(name, parent)`` with traces on; else a
+    :func:`contextlib.nullcontext`, whose ``with ... as`` value is None.
+    """
+    return ctx.telemetry.unit(name, parent) if ctx.telemetry else contextlib.nullcontext()
 
 
 @dataclass
