@@ -245,18 +245,23 @@ def test_killed_worker_restarts_and_counter_never_decreases(
     old_pid = stack.pid_of(program)
     os.kill(old_pid, signal.SIGKILL)
 
+    def readiness() -> tuple[int, list[str]]:
+        count()
+        status, body = http_get(stack.url("/readyz"))
+        return status, json.loads(body)["problems"]
+
+    # Until supervisord calls the restarted worker RUNNING (startsecs, 2 s), it is not
+    # ready. Polled over HTTP alone: a supervisorctl call between two looks can take
+    # longer than that window on a loaded machine (a fresh-clone run missed it so).
+    starting = (503, [f"app:{program} is STARTING again after it ended"])
+    stack.wait_until(lambda: readiness() == starting, 10, f"{program} STARTING, not ready")
+
     def restarted() -> bool:
         count()
         return stack.pid_of(program) not in (0, old_pid)
 
     stack.wait_until(restarted, 10, f"{program} restarted")
     at_restart = seen[-1]
-    # Until supervisord calls the restarted worker RUNNING (startsecs), it is not ready.
-    status, body = http_get(stack.url("/readyz"))
-    assert (status, json.loads(body)["problems"]) == (
-        503,
-        [f"app:{program} is STARTING again after it ended"],
-    )
     stack.wait_until(lambda: count() > at_restart + 3, 10, "new iterations")
     assert seen == sorted(seen), seen
     samples = scrape(stack)
