@@ -130,6 +130,47 @@ def test_a_stop_during_handling_is_not_swallowed(settings: Settings) -> None:
         serve(io.StringIO(stderr_event("a", 1, "x\n")), io.StringIO(), handler)
 
 
+def test_a_stop_whose_exception_was_lost_still_ends_serve(settings: Settings) -> None:
+    """stopping() true after an event (its StopRequested was dropped): acked, then out."""
+    handled: list[str] = []
+    requested: list[int] = []
+
+    def handler(headers: dict[str, str], payload: str) -> None:
+        handled.append(headers["serial"])
+        requested.append(15)  # the signal came; its exception never reached serve
+
+    events = stderr_event("a", 1, "x\n", serial=1) + stderr_event("a", 1, "y\n", serial=2)
+    stdout = io.StringIO()
+    serve(io.StringIO(events), stdout, handler, stopping=lambda: bool(requested))
+    assert handled == ["1"]
+    assert stdout.getvalue() == "READY\nRESULT 2\nOK"  # acknowledged, no READY after it
+
+
+def test_a_stop_dropped_as_unraisable_prints_nothing(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listener's unraisable hook keeps a dropped StopRequested off stderr, not the rest."""
+    import gc
+
+    from services.event_listener import __main__ as listener_main
+
+    monkeypatch.setattr(sys, "unraisablehook", listener_main._unraisable)
+
+    class Raises:
+        def __init__(self, exc: BaseException) -> None:
+            self.exc = exc
+
+        def __del__(self) -> None:
+            raise self.exc
+
+    Raises(StopRequested())
+    gc.collect()
+    assert capfd.readouterr().err == ""
+    Raises(KeyError("other"))
+    gc.collect()
+    assert "KeyError: 'other'" in capfd.readouterr().err
+
+
 def test_protocol_reads_exactly_one_event_and_acknowledges_it() -> None:
     """READY, one header line, exactly ``len`` characters (non-ASCII counts as one), OK."""
     first = stderr_event("sync_worker", 7, "é: a:b\n", serial=1)

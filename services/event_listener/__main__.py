@@ -30,13 +30,32 @@ class StopRequested(BaseException):
     """
 
 
+_requested: list[int] = []  # the stop signal that came, once one did
+
+
 def _stop(signum: int, frame: object) -> None:
+    """Leave the blocking read at once; and say so where no exception can be lost.
+
+    Raised from a signal handler, the exception lands wherever the main
+    thread is: inside a weakref callback or a ``__del__`` run by the garbage
+    collector, Python prints it ("Exception ignored in") and drops it. Then
+    :data:`_requested` stops :func:`serve` before its next wait (a TICK_5
+    comes every 5 s), instead of the listener waiting for SIGKILL.
+    """
     for stop_signal in (signal.SIGTERM, signal.SIGINT):  # one stop is enough
         signal.signal(stop_signal, signal.SIG_IGN)
+    _requested.append(signum)
     raise StopRequested
 
 
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """A stop dropped as an unraisable exception is expected (see :func:`_stop`): no text."""
+    if not isinstance(unraisable.exc_value, StopRequested):
+        sys.__unraisablehook__(unraisable)
+
+
 def _main(settings: Settings) -> None:
+    sys.unraisablehook = _unraisable
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     with contextlib.suppress(StopRequested):  # a stop may come at any point from here on
@@ -46,7 +65,7 @@ def _main(settings: Settings) -> None:
         handler = Handler(settings, check_multiproc_dir() if settings.metrics_enabled else None)
         log.info("%s started", PROGRAM, extra={"event": logs.STARTUP_SUCCESS})
         heap.trim()  # start-up's garbage: every import is done
-        serve(stdin, stdout, handler)
+        serve(stdin, stdout, handler, stopping=lambda: bool(_requested))
     log.info("%s stopped", PROGRAM, extra={"event": logs.SHUTDOWN_COMPLETE})
 
 

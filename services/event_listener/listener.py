@@ -186,9 +186,18 @@ class Handler:
                 log.debug("compacted %d metric files", merged)
 
 
-def serve(stdin: TextIO, stdout: TextIO, handler: Callable[[dict[str, str], str], None]) -> None:
-    """Answer events until stdin closes; every event is acknowledged, even if handling fails."""
-    while True:
+def serve(
+    stdin: TextIO,
+    stdout: TextIO,
+    handler: Callable[[dict[str, str], str], None],
+    stopping: Callable[[], bool] = lambda: False,
+) -> None:
+    """Answer events until stdin closes or ``stopping()``; every event is acknowledged.
+
+    ``stopping()`` is asked before each wait for the next event (so a stop is
+    seen within one TICK_5, 5 s, even when nothing else happens).
+    """
+    while not stopping():
         try:
             headers, payload = protocol.wait(stdin, stdout)
         except (KeyError, ValueError):  # stdin closed (supervisord stopping) or garbled
